@@ -1,0 +1,31 @@
+/* blocks: the table of large blocks, keyed by the address handed out.
+ * Open addressing in memory of its own; callers hold the large-block lock. */
+#ifndef RM_BLOCKS_H
+#define RM_BLOCKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum block_state { BLOCK_LIVE = 1, BLOCK_CACHED = 2 };
+
+struct block {
+    uintptr_t start;      /* 0: empty slot */
+    size_t size;          /* bytes requested */
+    size_t mapped;        /* bytes mapped from start: the usable size */
+    size_t capacity;      /* bytes of address range reserved from start */
+    uint32_t mappings;    /* VMAs accounted to this block */
+    uint8_t kind;         /* enum refmalloc_block_kind */
+    uint8_t state;
+    uint8_t pattern;
+    bool mixed;           /* reference pages with eager (anonymous) parts */
+};
+
+struct block *blocks_find(uintptr_t start);
+/* Insert a copy of *b; returns the stored entry or NULL (no memory). */
+struct block *blocks_insert(const struct block *b);
+void blocks_remove(struct block *b);
+/* Call fn on every block; fn must not insert or remove. */
+void blocks_each(void (*fn)(struct block *b, void *ctx), void *ctx);
+
+#endif

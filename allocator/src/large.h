@@ -1,0 +1,41 @@
+/* large: blocks at or above the threshold. They live in the reserved region,
+ * are backed by reference pages (or, as a fallback, anonymous memory filled
+ * with the pattern), are cached after free, and grow in place by mapping
+ * more chunks. One lock guards everything here. */
+#ifndef RM_LARGE_H
+#define RM_LARGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "refmalloc.h"
+
+/* Allocate a large block of `size` bytes aligned to `align` (a power of two),
+ * zero-filled if `zero`, else holding the pattern. NULL with *unavailable set
+ * when the region cannot take it (the caller uses the next allocator), NULL
+ * with errno ENOMEM when the kernel refuses memory. */
+void *large_alloc(size_t size, size_t align, bool zero, bool *unavailable);
+
+bool large_owns(const void *p);
+
+/* Free a block; aborts with a message naming `caller` on a pointer that is
+ * not a live block. */
+void large_free(void *p, const char *caller);
+
+/* Resize; NULL with ENOMEM leaves p untouched. */
+void *large_realloc(void *p, size_t size);
+
+size_t large_usable(const void *p);
+
+int large_query(const void *addr, struct refmalloc_block_info *info);
+
+/* Visit every live block (the lock is held during the walk). */
+void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
+                     void *ctx);
+
+void large_fork_prepare(void);
+void large_fork_parent(void);
+void large_fork_child(void);
+
+#endif

@@ -1,0 +1,185 @@
+/* os: the single place where refmalloc talks to the kernel. */
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+size_t os_page_size(void)
+{
+    static size_t cached;
+    if (cached == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        cached = v > 0 ? (size_t)v : 4096u;   /* sysconf never fails for this on Linux */
+    }
+    return cached;
+}
+
+void *os_reserve(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+bool os_reserve_fixed(void *addr, size_t len)
+{
+    /* Replacing a range with a fresh PROT_NONE mapping drops its pages and
+     * its VMAs in one call while keeping the address range ours. */
+    return mmap(addr, len, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                -1, 0) != MAP_FAILED;
+}
+
+bool os_map_file_fixed(void *addr, size_t len, int fd)
+{
+    return mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+                fd, 0) != MAP_FAILED;
+}
+
+bool os_map_anon_fixed(void *addr, size_t len)
+{
+    return mmap(addr, len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+}
+
+bool os_move_fixed(void *from, size_t len, void *to)
+{
+    /* Since Linux 6.17 a move without resize may span several VMAs; older
+     * kernels refuse (EFAULT) and the caller copies instead. */
+    return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+}
+
+void os_dontneed(void *addr, size_t len)
+{
+    madvise(addr, len, MADV_DONTNEED);
+}
+
+void *os_alloc_meta(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void os_free_meta(void *addr, size_t len)
+{
+    munmap(addr, len);
+}
+
+int os_memfd_create(const char *name)
+{
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+bool os_memfd_fill_and_seal(int fd, size_t len, unsigned char pattern)
+{
+    if (ftruncate(fd, (off_t)len) != 0)
+        return false;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return false;
+    memset(p, pattern, len);
+    /* F_SEAL_WRITE is refused while a writable shared mapping exists. */
+    munmap(p, len);
+    return fcntl(fd, F_ADD_SEALS,
+                 F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
+}
+
+bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return false;
+    *dev = (uint64_t)st.st_dev;
+    *ino = (uint64_t)st.st_ino;
+    return true;
+}
+
+void os_close(int fd)
+{
+    close(fd);
+}
+
+long long os_read_number(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    long long v = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        v = v * 10 + (buf[i] - '0');
+    return v;
+}
+
+int os_create_new(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
+bool os_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+bool os_read_pagemap(uintptr_t addr, size_t npages, uint64_t *out)
+{
+    /* Opened per call: the program may close descriptors it does not know. */
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t want = npages * sizeof(uint64_t);
+    off_t off = (off_t)(addr / os_page_size() * sizeof(uint64_t));
+    char *dst = (char *)out;
+    bool ok = true;
+    while (want > 0) {
+        ssize_t n = pread(fd, dst, want, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ok = false;
+            break;
+        }
+        dst += n;
+        off += n;
+        want -= (size_t)n;
+    }
+    close(fd);
+    return ok;
+}
+
+long os_getpid(void)
+{
+    return (long)getpid();
+}
+
+bool os_is_secure(void)
+{
+    return getauxval(AT_SECURE) != 0;
+}
+
+_Noreturn void os_abort(void)
+{
+    abort();
+}

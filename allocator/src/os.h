@@ -1,0 +1,46 @@
+/* os: every system call refmalloc makes lives behind these functions.
+ * None of them allocates through malloc, so they are safe to call from
+ * inside the allocator, during start-up and in a forked child. */
+#ifndef RM_OS_H
+#define RM_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+size_t os_page_size(void);
+
+/* Address-space reservations: PROT_NONE, no commit charge. */
+void *os_reserve(size_t len);
+bool os_reserve_fixed(void *addr, size_t len);   /* give pages back, keep the range */
+
+/* Private mappings placed inside a reservation. */
+bool os_map_file_fixed(void *addr, size_t len, int fd);
+bool os_map_anon_fixed(void *addr, size_t len);
+bool os_move_fixed(void *from, size_t len, void *to);  /* mremap, no resize */
+void os_dontneed(void *addr, size_t len);
+
+/* Metadata memory for the allocator's own tables (zeroed). */
+void *os_alloc_meta(size_t len);
+void os_free_meta(void *addr, size_t len);
+
+/* The pattern memfd. */
+int os_memfd_create(const char *name);            /* -1 with errno */
+bool os_memfd_fill_and_seal(int fd, size_t len, unsigned char pattern);
+bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino);
+void os_close(int fd);
+
+/* Files. */
+long long os_read_number(const char *path);       /* -1 when unreadable */
+int os_create_new(const char *path);              /* O_EXCL|O_NOFOLLOW, -1 with errno */
+bool os_write_all(int fd, const void *buf, size_t len);
+/* Pagemap entries for npages pages from addr; false on failure. */
+bool os_read_pagemap(uintptr_t addr, size_t npages, uint64_t *out);
+
+/* Process. */
+long os_getpid(void);
+bool os_is_secure(void);                           /* AT_SECURE: setuid/setgid */
+_Noreturn void os_abort(void);
+
+#endif

@@ -1,0 +1,108 @@
+#include "out.h"
+
+#include <string.h>
+
+#include "os.h"
+
+void out_init(struct out *o, int fd)
+{
+    o->fd = fd;
+    o->failed = false;
+    o->len = 0;
+}
+
+bool out_flush(struct out *o)
+{
+    if (o->len > 0 && !o->failed && !os_write_all(o->fd, o->buf, o->len))
+        o->failed = true;
+    o->len = 0;
+    return !o->failed;
+}
+
+void out_mem(struct out *o, const char *s, size_t n)
+{
+    while (n > 0) {
+        if (o->len == sizeof o->buf)
+            out_flush(o);
+        size_t room = sizeof o->buf - o->len;
+        size_t k = n < room ? n : room;
+        memcpy(o->buf + o->len, s, k);
+        o->len += k;
+        s += k;
+        n -= k;
+    }
+}
+
+void out_str(struct out *o, const char *s)
+{
+    out_mem(o, s, strlen(s));
+}
+
+static void out_digits(struct out *o, uint64_t v, unsigned base)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v != 0);
+    out_mem(o, tmp + i, sizeof tmp - i);
+}
+
+void out_u64(struct out *o, uint64_t v)
+{
+    out_digits(o, v, 10);
+}
+
+void out_hex(struct out *o, uint64_t v)
+{
+    out_str(o, "0x");
+    out_digits(o, v, 16);
+}
+
+void out_json_str(struct out *o, const char *s)
+{
+    out_mem(o, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            out_mem(o, esc, 2);
+        } else if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', "0123456789abcdef"[c >> 4],
+                           "0123456789abcdef"[c & 15]};
+            out_mem(o, esc, 6);
+        } else {
+            out_mem(o, (const char *)&c, 1);
+        }
+    }
+    out_mem(o, "\"", 1);
+}
+
+void out_diag(const char *a, const char *b, const char *c)
+{
+    struct out o;
+    out_init(&o, 2);
+    out_str(&o, "refmalloc: ");
+    out_str(&o, a);
+    if (b)
+        out_str(&o, b);
+    if (c)
+        out_str(&o, c);
+    out_str(&o, "\n");
+    out_flush(&o);
+}
+
+void out_diag_addr(const char *what, const void *addr, const char *why)
+{
+    struct out o;
+    out_init(&o, 2);
+    out_str(&o, "refmalloc: ");
+    out_str(&o, what);
+    out_str(&o, ": invalid pointer ");
+    out_hex(&o, (uint64_t)(uintptr_t)addr);
+    out_str(&o, ": ");
+    out_str(&o, why);
+    out_str(&o, "\n");
+    out_flush(&o);
+}

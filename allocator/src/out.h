@@ -1,0 +1,30 @@
+/* out: text output without malloc, for diagnostics and the JSON report.
+ * A fixed buffer that is flushed to a descriptor when full. */
+#ifndef RM_OUT_H
+#define RM_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct out {
+    int fd;
+    bool failed;
+    size_t len;
+    char buf[2048];
+};
+
+void out_init(struct out *o, int fd);
+void out_str(struct out *o, const char *s);
+void out_mem(struct out *o, const char *s, size_t n);
+void out_u64(struct out *o, uint64_t v);
+void out_hex(struct out *o, uint64_t v);        /* 0x... */
+void out_json_str(struct out *o, const char *s); /* quoted and escaped */
+bool out_flush(struct out *o);
+
+/* One diagnostic line on stderr: "refmalloc: " + the pieces + "\n",
+ * written with a single write so lines from threads do not interleave. */
+void out_diag(const char *a, const char *b, const char *c);
+void out_diag_addr(const char *what, const void *addr, const char *why);
+
+#endif

@@ -1,0 +1,18 @@
+/* pagemap: which pages of a block the program has written, from
+ * /proc/self/pagemap. In a private mapping of the pattern file a page that
+ * is still the shared file page (or absent) holds the pattern; a page that
+ * is anonymous was copied on a write. */
+#ifndef RM_PAGEMAP_H
+#define RM_PAGEMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Called for each run of written pages [start, start + len). */
+typedef void (*pagemap_run_fn)(uintptr_t start, size_t len, void *ctx);
+
+/* Count the written pages of [addr, addr + npages pages); call fn (if not
+ * NULL) on each run of them. Returns the count, or -1 if unreadable. */
+long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,125 @@
+#include "refpage.h"
+
+#include "config.h"
+#include "os.h"
+#include "out.h"
+#include "stats.h"
+
+/* The memfd of one pattern byte. A file is never grown (it is sealed):
+ * a bigger chunk means a new file; mappings of the old one keep its pages
+ * alive until they go. */
+struct pattern_file {
+    int fd;               /* -1: none */
+    size_t len;
+    uint64_t dev, ino;    /* identity, to notice a closed or reused number */
+};
+
+static struct {
+    struct pattern_file files[256];
+    bool initialized;
+    size_t bytes;         /* sum of len over open files */
+} engine;
+
+static void engine_init(void)
+{
+    for (int i = 0; i < 256; i++)
+        engine.files[i].fd = -1;
+    engine.initialized = true;
+}
+
+static size_t pow2_at_least(size_t v)
+{
+    size_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+size_t refpage_chunk_for(size_t live, size_t len)
+{
+    /* One sixty-fourth of the live total, a power of two between 1 MiB and
+     * max_chunk: 64 GiB live -> 64 MiB chunks -> about a thousand mappings. */
+    size_t min = (size_t)1 << 20;
+    size_t max = config()->max_chunk;
+    size_t want = pow2_at_least((live + len) / 64);
+    if (want < min)
+        want = min;
+    if (want > max)
+        want = max;
+    size_t page = os_page_size();
+    return want < page ? page : want;
+}
+
+size_t refpage_mappings_for(size_t len, size_t chunk)
+{
+    return (len + chunk - 1) / chunk;
+}
+
+/* Forget a file whose number is no longer ours; never close it, since the
+ * number may now name one of the program's own files. */
+static void forget(struct pattern_file *f)
+{
+    engine.bytes -= f->len;
+    f->fd = -1;
+    f->len = 0;
+    stat_add(ST_memfd_recreated, 1);
+    if (config()->verbose >= 1)
+        out_diag("the pattern memfd was closed or replaced by the program; "
+                 "making a new one", NULL, NULL);
+}
+
+static bool still_ours(struct pattern_file *f)
+{
+    uint64_t dev, ino;
+    return os_fd_identity(f->fd, &dev, &ino) && dev == f->dev && ino == f->ino;
+}
+
+static struct pattern_file *file_for(unsigned char pattern, size_t chunk)
+{
+    if (!engine.initialized)
+        engine_init();
+    struct pattern_file *f = &engine.files[pattern];
+    if (f->fd >= 0 && !still_ours(f))
+        forget(f);
+    if (f->fd >= 0 && f->len >= chunk)
+        return f;
+
+    int fd = os_memfd_create("refmalloc-pattern");
+    if (fd < 0)
+        return NULL;
+    uint64_t dev, ino;
+    if (!os_memfd_fill_and_seal(fd, chunk, pattern) || !os_fd_identity(fd, &dev, &ino)) {
+        os_close(fd);
+        return NULL;
+    }
+    if (f->fd >= 0) {
+        os_close(f->fd);
+        engine.bytes -= f->len;
+    }
+    *f = (struct pattern_file){fd, chunk, dev, ino};
+    engine.bytes += chunk;
+    stat_set(ST_chunk_bytes, chunk);
+    stat_set(ST_pattern_bytes, engine.bytes);
+    return f;
+}
+
+enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
+                                size_t chunk)
+{
+    struct pattern_file *f = file_for(pattern, chunk);
+    if (!f)
+        return REFPAGE_NO_MEMFD;
+    /* The file may be larger than asked for: fewer, longer mappings. */
+    size_t step = f->len;
+    for (size_t off = 0; off < len; off += step) {
+        size_t n = len - off < step ? len - off : step;
+        if (!os_map_file_fixed((void *)(addr + off), n, f->fd))
+            return REFPAGE_MAP_FAILED;
+    }
+    return REFPAGE_OK;
+}
+
+size_t refpage_pattern_bytes(void)
+{
+    return engine.bytes;
+}

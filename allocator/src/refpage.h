@@ -1,0 +1,33 @@
+/* refpage: reference pages. Per pattern byte, a sealed memfd holding one
+ * chunk of pattern pages; a block is covered by MAP_PRIVATE|MAP_FIXED
+ * mappings of that chunk, so reads share the pattern pages and the first
+ * write to a page copies it. Callers hold the large-block lock. */
+#ifndef RM_REFPAGE_H
+#define RM_REFPAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Chunk size for mapping `len` more bytes when `live` bytes are already
+ * backed by reference pages: it grows with the live total, so that many
+ * gigabytes need only thousands of mappings. */
+size_t refpage_chunk_for(size_t live, size_t len);
+
+/* How many mappings refpage_map(len) will create with that chunk. */
+size_t refpage_mappings_for(size_t len, size_t chunk);
+
+enum refpage_result {
+    REFPAGE_OK,
+    REFPAGE_NO_MEMFD,     /* memfd could not be created or filled */
+    REFPAGE_MAP_FAILED,   /* a chunk mapping failed; [addr, len) is in an unknown state */
+};
+
+/* Cover [addr, addr+len) with pattern chunks of the given size. */
+enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
+                                size_t chunk);
+
+/* Bytes of pattern memory held by the current memfds. */
+size_t refpage_pattern_bytes(void);
+
+#endif

@@ -1,0 +1,31 @@
+#include "stats.h"
+
+#include "refmalloc.h"
+
+_Atomic uint64_t rm_stat_values[ST_COUNT];
+__thread struct rm_thread_stats rm_thread_stats;
+
+const char *const rm_stat_names[ST_COUNT] = {
+#define RM_STAT_NAME(name) #name,
+    RM_STATS(RM_STAT_NAME)
+#undef RM_STAT_NAME
+};
+
+/* The public struct must list the same counters in the same order. */
+#define RM_STAT_CHECK(name) \
+    _Static_assert(offsetof(struct refmalloc_stats, name) == \
+                   sizeof(uint64_t) * (1 + ST_##name), "stats layout: " #name);
+RM_STATS(RM_STAT_CHECK)
+#undef RM_STAT_CHECK
+_Static_assert(sizeof(struct refmalloc_stats) == sizeof(uint64_t) * (1 + ST_COUNT),
+               "stats layout: size");
+
+void stats_flush_thread(void)
+{
+    struct rm_thread_stats *t = &rm_thread_stats;
+    stat_add(ST_small_allocs, t->allocs);
+    stat_add(ST_small_bytes, t->bytes);
+    stat_add(ST_small_frees, t->frees);
+    t->allocs = t->bytes = t->frees = 0;
+    t->events = 0;
+}

@@ -1,0 +1,249 @@
+/* interpose: the malloc family as the program sees it. Each call is routed
+ * by size (large blocks to allocator/, small ones to the next allocator plus
+ * a fill of the pattern) and each pointer back to the allocator that made it:
+ * refmalloc's region (a range check), the bootstrap buffer, or the next one. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "large.h"
+#include "next.h"
+#include "os.h"
+#include "runtime.h"
+#include "stats.h"
+
+#define RM_EXPORT __attribute__((visibility("default")))
+
+/* Entry points newer (C23) or older (cfree) than glibc 2.36's headers. */
+void free_sized(void *p, size_t size);
+void free_aligned_sized(void *p, size_t align, size_t size);
+void cfree(void *p);
+
+/* glibc's malloc alignment on x86_64 and aarch64. */
+#define BASE_ALIGNMENT 16u
+
+/* Aligned requests above this go to the region even when small: the next
+ * allocator would waste up to the alignment around each of them. */
+#define LARGE_ALIGNMENT (64u << 10)
+
+static void *small_filled(void *p)
+{
+    if (p) {
+        size_t usable = rm_next.usable_size(p);
+        memset(p, config()->pattern, usable);
+        stat_small_alloc(usable);
+    }
+    return p;
+}
+
+static void *large_or_next(size_t size, size_t align, bool zero)
+{
+    bool unavailable;
+    void *p = large_alloc(size, align, zero, &unavailable);
+    if (p || !unavailable)
+        return p;
+    /* No room in the region: the next allocator, filled eagerly. */
+    if (zero)
+        return rm_next.calloc(1, size);
+    p = align > BASE_ALIGNMENT ? rm_next.memalign(align, size) : rm_next.malloc(size);
+    if (p) {
+        memset(p, config()->pattern, rm_next.usable_size(p));
+        stat_add(ST_eager_allocs, 1);
+        stat_add(ST_eager_bytes, size);
+    }
+    return p;
+}
+
+RM_EXPORT void *malloc(size_t size)
+{
+    if (!runtime_ready())
+        return bootstrap_alloc(size, BASE_ALIGNMENT);
+    if (size >= config()->threshold)
+        return large_or_next(size, 0, false);
+    return small_filled(rm_next.malloc(size));
+}
+
+RM_EXPORT void free(void *p)
+{
+    if (!p || bootstrap_owns(p) || !runtime_ready())
+        return;
+    int saved = errno;
+    if (large_owns(p)) {
+        large_free(p, "free()");
+    } else {
+        if (config()->free_pattern_on)
+            memset(p, config()->free_pattern, rm_next.usable_size(p));
+        rm_next.free(p);
+        stat_small_free();
+    }
+    errno = saved;
+}
+
+RM_EXPORT void *calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!runtime_ready())
+        return bootstrap_alloc(total, BASE_ALIGNMENT);
+    if (total >= config()->threshold)
+        return large_or_next(total, 0, true);
+    void *p = rm_next.calloc(n, size);
+    if (p)
+        stat_small_alloc(total);
+    return p;
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* realloc by allocating anew, copying and freeing the old block. */
+static void *realloc_by_copy(void *p, size_t old_usable, size_t size)
+{
+    void *q = malloc(size);
+    if (q) {
+        memcpy(q, p, min_size(old_usable, size));
+        free(p);
+    }
+    return q;
+}
+
+RM_EXPORT void *realloc(void *p, size_t size)
+{
+    if (!p)
+        return malloc(size);
+    if (!runtime_ready() || bootstrap_owns(p)) {
+        void *q = malloc(size);
+        if (q)
+            memcpy(q, p, min_size(bootstrap_size(p), size));
+        return q;
+    }
+    if (size == 0) {
+        /* glibc 2.36: realloc(p, 0) frees p and returns NULL. */
+        free(p);
+        return NULL;
+    }
+    if (large_owns(p)) {
+        if (size >= config()->threshold)
+            return large_realloc(p, size);
+        return realloc_by_copy(p, large_usable(p), size);
+    }
+    size_t old = rm_next.usable_size(p);
+    if (size >= config()->threshold || config()->free_pattern_on)
+        return realloc_by_copy(p, old, size);
+    void *q = rm_next.realloc(p, size);
+    if (q) {
+        /* The next allocator may grow in place into bytes we never filled. */
+        size_t now = rm_next.usable_size(q);
+        if (now > old)
+            memset((char *)q + old, config()->pattern, now - old);
+    }
+    return q;
+}
+
+RM_EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, total);
+}
+
+/* align: a power of two. */
+static void *aligned(size_t align, size_t size)
+{
+    if (align <= BASE_ALIGNMENT)
+        return malloc(size);
+    if (!runtime_ready())
+        return bootstrap_alloc(size, align);
+    if (size >= config()->threshold || align > LARGE_ALIGNMENT)
+        return large_or_next(size, align, false);
+    return small_filled(rm_next.memalign(align, size));
+}
+
+/* glibc's memalign: a non-power-of-two alignment is rounded up. */
+RM_EXPORT void *memalign(size_t align, size_t size)
+{
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t a = 1;
+    while (a < align)
+        a <<= 1;
+    return aligned(a, size);
+}
+
+/* In glibc 2.36 aligned_alloc is memalign. */
+RM_EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+    return memalign(align, size);
+}
+
+RM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = aligned(align, size);
+    if (!p)
+        return ENOMEM;
+    errno = saved;
+    *out = p;
+    return 0;
+}
+
+RM_EXPORT void *valloc(size_t size)
+{
+    return aligned(os_page_size(), size);
+}
+
+RM_EXPORT void *pvalloc(size_t size)
+{
+    size_t page = os_page_size();
+    if (size > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned(page, (size + page - 1) & ~(page - 1));
+}
+
+RM_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (bootstrap_owns(p))
+        return bootstrap_size(p);
+    if (!runtime_ready())
+        return 0;
+    if (large_owns(p))
+        return large_usable(p);
+    return rm_next.usable_size(p);
+}
+
+RM_EXPORT void free_sized(void *p, size_t size)
+{
+    (void)size;
+    free(p);
+}
+
+RM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+    (void)align;
+    (void)size;
+    free(p);
+}
+
+RM_EXPORT void cfree(void *p)
+{
+    free(p);
+}

@@ -1,0 +1,48 @@
+#include "runtime.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include "config.h"
+#include "large.h"
+#include "next.h"
+#include "os.h"
+#include "report.h"
+
+_Atomic int rm_runtime_state = RUNTIME_COLD;
+
+/* Set while this thread runs start-up: its own malloc calls must not wait
+ * for start-up to finish. */
+static __thread bool starting_here;
+
+bool runtime_start(void)
+{
+    int expected = RUNTIME_COLD;
+    if (atomic_compare_exchange_strong(&rm_runtime_state, &expected, RUNTIME_STARTING)) {
+        starting_here = true;
+        os_page_size();
+        config_init();
+        if (!next_init())
+            os_abort();
+        /* glibc's pthread_atfork may allocate: next is resolved by now. */
+        atomic_store_explicit(&rm_runtime_state, RUNTIME_READY, memory_order_release);
+        pthread_atfork(large_fork_prepare, large_fork_parent, large_fork_child);
+        starting_here = false;
+        return true;
+    }
+    if (starting_here)
+        return false;
+    while (atomic_load_explicit(&rm_runtime_state, memory_order_acquire) != RUNTIME_READY)
+        sched_yield();
+    return true;
+}
+
+__attribute__((constructor)) static void runtime_constructor(void)
+{
+    runtime_start();
+}
+
+__attribute__((destructor)) static void runtime_destructor(void)
+{
+    report_at_exit();
+}
