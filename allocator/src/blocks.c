@@ -29,7 +29,7 @@ struct block *blocks_find(uintptr_t start)
 
 static bool grow(void)
 {
-    size_t cap = table.cap ? table.cap * 2 : os_page_size() / sizeof(struct block) * 4;
+    size_t cap = table.cap ? table.cap * 2 : 256;
     struct block *slots = os_alloc_meta(cap * sizeof(struct block));
     if (!slots)
         return false;

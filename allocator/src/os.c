@@ -143,12 +143,13 @@ bool os_write_all(int fd, const void *buf, size_t len)
     return true;
 }
 
-bool os_read_pagemap(uintptr_t addr, size_t npages, uint64_t *out)
+int os_pagemap_open(void)
 {
-    /* Opened per call: the program may close descriptors it does not know. */
-    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
+    return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out)
+{
     size_t want = npages * sizeof(uint64_t);
     off_t off = (off_t)(addr / os_page_size() * sizeof(uint64_t));
     char *dst = (char *)out;
@@ -165,7 +166,6 @@ bool os_read_pagemap(uintptr_t addr, size_t npages, uint64_t *out)
         off += n;
         want -= (size_t)n;
     }
-    close(fd);
     return ok;
 }
 

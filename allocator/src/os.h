@@ -35,8 +35,10 @@ void os_close(int fd);
 long long os_read_number(const char *path);       /* -1 when unreadable */
 int os_create_new(const char *path);              /* O_EXCL|O_NOFOLLOW, -1 with errno */
 bool os_write_all(int fd, const void *buf, size_t len);
-/* Pagemap entries for npages pages from addr; false on failure. */
-bool os_read_pagemap(uintptr_t addr, size_t npages, uint64_t *out);
+/* /proc/self/pagemap, opened per use: the program may close descriptors it
+ * does not know about. Entries for npages pages from addr; false on failure. */
+int os_pagemap_open(void);
+bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out);
 
 /* Process. */
 long os_getpid(void);

@@ -22,10 +22,15 @@ long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx
     long written = 0;
     uintptr_t run_start = 0;
     size_t run_len = 0;
+    int fd = os_pagemap_open();
+    if (fd < 0)
+        return -1;
     for (size_t done = 0; done < npages;) {
         size_t n = npages - done < BATCH ? npages - done : BATCH;
-        if (!os_read_pagemap(addr + done * page, n, entries))
+        if (!os_pagemap_read(fd, addr + done * page, n, entries)) {
+            os_close(fd);
             return -1;
+        }
         for (size_t i = 0; i < n; i++) {
             uintptr_t at = addr + (done + i) * page;
             if (is_written(entries[i])) {
@@ -41,6 +46,7 @@ long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx
         }
         done += n;
     }
+    os_close(fd);
     if (run_len != 0 && fn)
         fn(run_start, run_len, ctx);
     return written;
