@@ -16,10 +16,12 @@
 
 #define CACHE_SLOTS 64
 
-/* Freed blocks written on at least 1/DENSE_RATIO of their pages are restored
- * by re-filling those pages (no fault when reused); sparser ones by
- * MADV_DONTNEED (the pages go back to the kernel, reads see the pattern). */
+/* A freed block is restored by re-filling its written pages (no fault when
+ * it is reused) when they are at least 1/DENSE_RATIO of it or few enough to
+ * fill cheaply; otherwise by MADV_DONTNEED (the pages go back to the kernel,
+ * reads see the pattern, each write faults again). */
 #define DENSE_RATIO 8
+#define CHEAP_FILL_BYTES (256u << 10)
 
 static struct {
     pthread_mutex_t lock;
@@ -359,7 +361,8 @@ static bool restore_pattern(struct block *b)
         return false;
     if (written == 0)
         return true;
-    if ((size_t)written * DENSE_RATIO >= npages) {
+    if ((size_t)written * DENSE_RATIO >= npages ||
+        (size_t)written * os_page_size() <= CHEAP_FILL_BYTES) {
         pagemap_written(b->start, npages, fill_run, &b->pattern);
         stat_add(ST_restored_by_fill, 1);
     } else {
