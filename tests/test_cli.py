@@ -1,0 +1,441 @@
+"""The ``refmalloc`` command and the pyalloc helpers behind it.
+
+Parsing and environment building are tested in-process; ``refmalloc run`` is tested as
+a user runs it, in a subprocess, with the real library preloaded into real programs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pyalloc
+from pyalloc.cli import main
+from pyalloc.inject import child_env, preload_value, split_preload
+from pyalloc.options import (
+    format_byte,
+    format_options,
+    merge_options,
+    parse_byte,
+    parse_options,
+    parse_size,
+)
+
+TIMEOUT = 120
+
+# Allocates blocks of the sizes given on the command line with the C library's malloc,
+# through the preloaded allocator, and prints the distinct byte values in each.
+MALLOC_PROBE = """
+import ctypes, sys
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+for size in map(int, sys.argv[1:]):
+    block = libc.malloc(size)
+    assert block, size
+    print(size, " ".join(f"{b:02x}" for b in sorted(set(ctypes.string_at(block, size)))))
+"""
+
+
+def refmalloc(
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the refmalloc command as a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "pyalloc", *args],
+        env=env,
+        input=input,
+        cwd=cwd,
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def environ(**changes: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def clean_env() -> dict[str, str]:
+    """The test process's environment without any refmalloc settings of its own."""
+    return environ(LD_PRELOAD=None, REFMALLOC_OPTIONS=None)
+
+
+def libc_path() -> str:
+    """Path of the C library mapped into this process: a harmless thing to preload."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and os.path.basename(fields[5]).startswith("libc.so"):
+            return fields[5]
+    pytest.fail("libc not found in /proc/self/maps")
+
+
+def probe(*args: str, sizes: tuple[int, ...]) -> dict[int, str]:
+    result = refmalloc(
+        "run", *args, "--", sys.executable, "-c", MALLOC_PROBE, *map(str, sizes), env=clean_env()
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    return {int(size): values for size, values in (line.split(" ", 1) for line in lines)}
+
+
+# --- option values -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4096", 4096),
+        ("0", 0),
+        ("64k", 64 << 10),
+        ("64K", 64 << 10),
+        ("2M", 2 << 20),
+        ("2m", 2 << 20),
+        ("1g", 1 << 30),
+        ("1t", 1 << 40),
+        (" 128k ", 128 << 10),
+    ],
+)
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "k", "12x", "1.5m", "-1", "0x10", "1 k", "64kb", "1e6"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid size"):
+        parse_size(text)
+
+
+def test_parse_size_rejects_overflow() -> None:
+    with pytest.raises(ValueError, match="larger than"):
+        parse_size("16777216t")
+
+
+@given(st.integers(0, 2**20), st.sampled_from(["", "k", "m", "g", "t", "K", "M", "G", "T"]))
+def test_parse_size_units(number: int, suffix: str) -> None:
+    shift = 10 * " kmgt".index(suffix.lower() or " ")
+    assert parse_size(f"{number}{suffix}") == number << shift
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0xaa", 0xAA), ("0XAA", 0xAA), ("0x0", 0), ("0xff", 255), ("170", 170), ("0", 0)],
+)
+def test_parse_byte(text: str, expected: int) -> None:
+    assert parse_byte(text) == expected
+
+
+@pytest.mark.parametrize("text", ["256", "0x100", "0x1ff"])
+def test_parse_byte_out_of_range(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_byte(text)
+
+
+@pytest.mark.parametrize("text", ["", "aa", "0x", "-1", "0xg0", "1.0", "off"])
+def test_parse_byte_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid byte"):
+        parse_byte(text)
+
+
+@given(st.integers(0, 255))
+def test_byte_round_trip(value: int) -> None:
+    assert parse_byte(format_byte(value)) == value
+    assert parse_byte(str(value)) == value
+    assert parse_byte(hex(value).upper().replace("X", "x")) == value
+
+
+# --- REFMALLOC_OPTIONS strings -------------------------------------------------------
+
+
+def test_format_options() -> None:
+    text = format_options(
+        {"pattern": 0x5C, "free_pattern": "off", "threshold": 65536, "report": None, "verbose": 1}
+    )
+    assert text == "pattern=0x5c,free_pattern=off,threshold=65536,verbose=1"
+
+
+def test_format_options_rejects_comma() -> None:
+    with pytest.raises(ValueError, match="comma"):
+        format_options({"report": "/tmp/a,b.json"})
+
+
+def test_merge_options_keeps_existing_entries() -> None:
+    existing = "cache=0,pattern=0x11,,junk,threshold=1m"
+    merged = merge_options(existing, {"pattern": 0x22, "verbose": None})
+    assert merged == "cache=0,junk,threshold=1m,pattern=0x22"
+    assert parse_options(merged) == [
+        ("cache", "0"),
+        ("junk", None),
+        ("threshold", "1m"),
+        ("pattern", "0x22"),
+    ]
+    assert merge_options(None, {}) == ""
+    assert merge_options("cache=0", {"pattern": None}) == "cache=0"
+
+
+# --- environment ---------------------------------------------------------------------
+
+
+def test_preload_value_keeps_existing_entries(tmp_path: Path) -> None:
+    lib = str(tmp_path / "librefmalloc.so")
+    Path(lib).touch()
+    assert preload_value(lib, None) == lib
+    assert preload_value(lib, "") == lib
+    assert preload_value(lib, "/a/libjemalloc.so.2 /b/x.so:/c/y.so") == (
+        f"{lib}:/a/libjemalloc.so.2:/b/x.so:/c/y.so"
+    )
+    # refmalloc already in the list moves to the front instead of appearing twice.
+    assert preload_value(lib, f"/a/libjemalloc.so.2:{lib}") == f"{lib}:/a/libjemalloc.so.2"
+    assert split_preload(" a  b::c ") == ["a", "b", "c"]
+
+
+def test_preload_value_rejects_unusable_path() -> None:
+    with pytest.raises(ValueError, match="space or a colon"):
+        preload_value("/my dir/librefmalloc.so", None)
+
+
+def test_child_env() -> None:
+    base = {"PATH": "/bin", "LD_PRELOAD": "/x/libmimalloc.so", "REFMALLOC_OPTIONS": "cache=0"}
+    env = child_env({"pattern": 0x5C, "threshold": None}, base=base, lib="/r/librefmalloc.so")
+    assert env == {
+        "PATH": "/bin",
+        "LD_PRELOAD": "/r/librefmalloc.so:/x/libmimalloc.so",
+        "REFMALLOC_OPTIONS": "cache=0,pattern=0x5c",
+    }
+    assert base["LD_PRELOAD"] == "/x/libmimalloc.so"
+    env = child_env({}, base={"REFMALLOC_OPTIONS": ""}, lib="/r/librefmalloc.so")
+    assert env == {"LD_PRELOAD": "/r/librefmalloc.so"}
+
+
+# --- lib-path and the library lookup -------------------------------------------------
+
+
+def test_lib_path_prints_existing_absolute_path() -> None:
+    result = refmalloc("lib-path")
+    assert result.returncode == 0, result.stderr.decode()
+    path = result.stdout.decode().strip()
+    assert os.path.isabs(path)
+    assert os.path.isfile(path)
+    assert os.path.basename(path) == "librefmalloc.so"
+    assert path == pyalloc.lib_path()
+
+
+def test_console_script() -> None:
+    script = Path(sys.executable).with_name("refmalloc")
+    if not script.exists():
+        pytest.fail(f"console script not installed next to {sys.executable}: pip install .")
+    result = subprocess.run(
+        [str(script), "lib-path"], capture_output=True, timeout=TIMEOUT, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert os.path.isfile(result.stdout.decode().strip())
+
+
+def test_lib_path_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = tmp_path / "librefmalloc.so"
+    lib.write_bytes(b"")
+    monkeypatch.setenv("REFMALLOC_LIB", str(lib))
+    assert pyalloc.lib_path() == str(lib)
+    monkeypatch.setenv("REFMALLOC_LIB", str(tmp_path / "missing.so"))
+    with pytest.raises(FileNotFoundError, match="REFMALLOC_LIB"):
+        pyalloc.lib_path()
+
+
+def test_lib_path_missing_env_file_is_an_error(tmp_path: Path) -> None:
+    result = refmalloc("lib-path", env=environ(REFMALLOC_LIB=str(tmp_path / "none.so")))
+    assert result.returncode == 1
+    assert b"REFMALLOC_LIB" in result.stderr
+
+
+def test_run_without_library_exits_125(tmp_path: Path) -> None:
+    result = refmalloc("run", "--", "true", env=environ(REFMALLOC_LIB=str(tmp_path / "none.so")))
+    assert result.returncode == 125
+    assert result.stderr.decode().startswith("refmalloc: ")
+
+
+# --- usage errors --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pattern", "0x100"], "Invalid value for '--pattern'"),
+        (["--pattern", "zz"], "Invalid value for '--pattern'"),
+        (["--free-pattern", "256"], "Invalid value for '--free-pattern'"),
+        (["--threshold", "12x"], "Invalid value for '--threshold'"),
+        (["--threshold", "-1"], "Invalid value for '--threshold'"),
+    ],
+)
+def test_run_bad_option_values(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["run", *args, "--", "true"])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_run_without_command_is_a_usage_error() -> None:
+    result = refmalloc("run")
+    assert result.returncode == 2
+    assert b"Missing argument" in result.stderr
+    result = refmalloc("run", "--pattern", "0x11", "--")
+    assert result.returncode == 2
+
+
+def test_run_refuses_existing_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("keep me")
+    result = refmalloc("run", "--report", str(report), "--", "true")
+    assert result.returncode == 2
+    assert b"Invalid value for '--report'" in result.stderr
+    assert b"already exists" in result.stderr
+    assert report.read_text() == "keep me"
+
+
+def test_run_report_directory_must_exist(tmp_path: Path) -> None:
+    result = refmalloc("run", "--report", str(tmp_path / "no" / "r.json"), "--", "true")
+    assert result.returncode == 2
+    assert b"does not exist" in result.stderr
+
+
+def test_help_and_version() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "run" in result.output and "lib-path" in result.output
+    result = runner.invoke(main, ["run", "--help"])
+    assert result.exit_code == 0
+    for option in ("--pattern", "--free-pattern", "--threshold", "--report", "--verbose"):
+        assert option in result.output
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert pyalloc.__version__ in result.output
+
+
+# --- running programs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [0, 1, 7, 255])
+def test_run_passes_exit_status(status: int) -> None:
+    result = refmalloc("run", "--", "sh", "-c", f"exit {status}", env=clean_env())
+    assert result.returncode == status, result.stderr.decode()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGSEGV])
+def test_run_death_by_signal_is_128_plus_n(sig: signal.Signals) -> None:
+    result = refmalloc("run", "--", "sh", "-c", f"kill -{sig.name[3:]} $$", env=clean_env())
+    assert result.returncode == 128 + sig.value, result.stderr.decode()
+
+
+def test_run_forwards_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyalloc", "run", "--", "sh", "-c", "echo ready; exec sleep 60"],
+        stdout=subprocess.PIPE,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_run_command_not_found() -> None:
+    result = refmalloc("run", "--", "refmalloc-no-such-command-xyz", env=clean_env())
+    assert result.returncode == 127
+    assert b"refmalloc: command not found: refmalloc-no-such-command-xyz" in result.stderr
+
+
+def test_run_not_executable(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    result = refmalloc("run", "--", str(script), env=clean_env())
+    assert result.returncode == 126
+    assert result.stderr.startswith(b"refmalloc: cannot execute")
+    result = refmalloc("run", "--", str(tmp_path), env=clean_env())
+    assert result.returncode == 126
+
+
+def test_run_uses_the_commands_own_streams() -> None:
+    result = refmalloc(
+        "run", "--", "sh", "-c", "cat; echo to-stderr >&2", input=b"abc\n", env=clean_env()
+    )
+    assert result.returncode == 0
+    assert result.stdout == b"abc\n"
+    assert result.stderr == b"to-stderr\n"
+
+
+def test_run_sets_preload_and_keeps_existing_entries() -> None:
+    libc = libc_path()
+    env = environ(LD_PRELOAD=libc, REFMALLOC_OPTIONS="cache=0,pattern=0x11")
+    result = refmalloc(
+        "run",
+        "--pattern",
+        "0x22",
+        "--threshold",
+        "2M",
+        "--",
+        "sh",
+        "-c",
+        'printf "%s\\n%s\\n" "$LD_PRELOAD" "$REFMALLOC_OPTIONS"',
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    preload, options = result.stdout.decode().splitlines()
+    assert preload.split(":") == [pyalloc.lib_path(), libc]
+    assert options == "cache=0,pattern=0x22,threshold=2097152"
+
+
+def test_run_program_sees_the_pattern() -> None:
+    """The point of it all: memory from malloc holds the pattern, small and large."""
+    sizes = (64, 1000, 300 << 10, 4 << 20)
+    assert probe(sizes=sizes) == dict.fromkeys(sizes, "aa")
+    assert probe("--pattern", "0x5c", sizes=sizes) == dict.fromkeys(sizes, "5c")
+    assert probe("--pattern", "0", "--threshold", "64k", sizes=sizes) == dict.fromkeys(sizes, "00")
+
+
+def test_run_writes_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = refmalloc(
+        "run",
+        "--pattern",
+        "0x5c",
+        "--threshold",
+        "64k",
+        "--report",
+        "report.json",
+        "--",
+        sys.executable,
+        "-c",
+        "pass",
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"no report" not in result.stderr
+    data = json.loads(report.read_text())
+    assert data["pattern"] == 0x5C
+    assert data["threshold"] == 64 << 10
+    assert isinstance(data["stats"], dict)
