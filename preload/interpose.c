@@ -22,17 +22,34 @@ void free_sized(void *p, size_t size);
 void free_aligned_sized(void *p, size_t align, size_t size);
 void cfree(void *p);
 
-/* glibc's malloc alignment on x86_64 and aarch64. */
+/* glibc's malloc alignment on x86_64 and aarch64 (the bootstrap buffer's). */
 #define BASE_ALIGNMENT 16u
 
 /* Aligned requests above this go to the region even when small: the next
  * allocator would waste up to the alignment around each of them. */
 #define LARGE_ALIGNMENT (64u << 10)
 
-static void *small_filled(void *p)
+/* Set while this thread is inside the next allocator's malloc_usable_size:
+ * tcmalloc's allocates (through operator new) on its first call, and asking
+ * it again from there would recurse without end. */
+static __thread bool asking_usable;
+
+/* The next allocator's usable size of p, or `fallback` when asked from
+ * inside that very call. */
+static size_t next_usable(void *p, size_t fallback)
+{
+    if (asking_usable)
+        return fallback;
+    asking_usable = true;
+    size_t usable = rm_next.usable_size(p);
+    asking_usable = false;
+    return usable;
+}
+
+static void *small_filled(void *p, size_t size)
 {
     if (p) {
-        size_t usable = rm_next.usable_size(p);
+        size_t usable = next_usable(p, size);
         memset(p, config()->pattern, usable);
         stat_small_alloc(usable);
     }
@@ -50,7 +67,7 @@ static void *large_or_next(size_t size, size_t align, bool zero)
         return rm_next.calloc(1, size);
     p = align > BASE_ALIGNMENT ? rm_next.memalign(align, size) : rm_next.malloc(size);
     if (p) {
-        memset(p, config()->pattern, rm_next.usable_size(p));
+        memset(p, config()->pattern, next_usable(p, size));
         stat_add(ST_eager_allocs, 1);
         stat_add(ST_eager_bytes, size);
     }
@@ -63,7 +80,7 @@ RM_EXPORT void *malloc(size_t size)
         return bootstrap_alloc(size, BASE_ALIGNMENT);
     if (size >= config()->threshold)
         return large_or_next(size, 0, false);
-    return small_filled(rm_next.malloc(size));
+    return small_filled(rm_next.malloc(size), size);
 }
 
 RM_EXPORT void free(void *p)
@@ -75,7 +92,7 @@ RM_EXPORT void free(void *p)
         large_free(p, "free()");
     } else {
         if (config()->free_pattern_on)
-            memset(p, config()->free_pattern, rm_next.usable_size(p));
+            memset(p, config()->free_pattern, next_usable(p, 0));
         rm_next.free(p);
         stat_small_free();
     }
@@ -135,15 +152,20 @@ RM_EXPORT void *realloc(void *p, size_t size)
             return large_realloc(p, size);
         return realloc_by_copy(p, large_usable(p), size);
     }
-    size_t old = rm_next.usable_size(p);
+    if (asking_usable)
+        return rm_next.realloc(p, size);
+    size_t old = next_usable(p, 0);
     if (size >= config()->threshold || config()->free_pattern_on)
         return realloc_by_copy(p, old, size);
     void *q = rm_next.realloc(p, size);
     if (q) {
-        /* The next allocator may grow in place into bytes we never filled. */
-        size_t now = rm_next.usable_size(q);
-        if (now > old)
-            memset((char *)q + old, config()->pattern, now - old);
+        /* In place, the block may have grown into bytes we never filled.
+         * Moved, only the first min(old, size) bytes are owed a copy (that
+         * is all mimalloc copies); the rest of the new block is fresh. */
+        size_t filled = q == p ? old : min_size(old, size);
+        size_t now = next_usable(q, 0);
+        if (now > filled)
+            memset((char *)q + filled, config()->pattern, now - filled);
     }
     return q;
 }
@@ -161,13 +183,15 @@ RM_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 /* align: a power of two. */
 static void *aligned(size_t align, size_t size)
 {
-    if (align <= BASE_ALIGNMENT)
+    /* Only pointer alignment is certain from malloc: jemalloc, for one,
+     * gives 8-byte alignment to 8-byte blocks. */
+    if (align <= sizeof(void *))
         return malloc(size);
     if (!runtime_ready())
         return bootstrap_alloc(size, align);
     if (size >= config()->threshold || align > LARGE_ALIGNMENT)
         return large_or_next(size, align, false);
-    return small_filled(rm_next.memalign(align, size));
+    return small_filled(rm_next.memalign(align, size), size);
 }
 
 /* glibc's memalign: a non-power-of-two alignment is rounded up. */
