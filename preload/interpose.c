@@ -63,13 +63,18 @@ static void *large_or_next(size_t size, size_t align, bool zero)
     if (p || !unavailable)
         return p;
     /* No room in the region: the next allocator, filled eagerly. */
-    if (zero)
-        return rm_next.calloc(1, size);
-    p = align > BASE_ALIGNMENT ? rm_next.memalign(align, size) : rm_next.malloc(size);
+    if (zero) {
+        p = rm_next.calloc(1, size);
+    } else {
+        p = align > BASE_ALIGNMENT ? rm_next.memalign(align, size) : rm_next.malloc(size);
+        if (p)
+            memset(p, config()->pattern, next_usable(p, size));
+    }
     if (p) {
-        memset(p, config()->pattern, next_usable(p, size));
-        stat_add(ST_eager_allocs, 1);
-        stat_add(ST_eager_bytes, size);
+        stat_add(zero ? ST_zero_allocs : ST_eager_allocs, 1);
+        stat_add(zero ? ST_zero_bytes : ST_eager_bytes, size);
+        stat_add(ST_large_allocs, 1);
+        stat_add(ST_large_bytes, size);
     }
     return p;
 }

@@ -26,7 +26,8 @@ struct refmalloc_stats {
     uint64_t large_bytes;
     uint64_t refpage_allocs;       /* ... built from reference pages */
     uint64_t refpage_bytes;
-    uint64_t eager_allocs;         /* ... fallback: anonymous memory + memset */
+    uint64_t eager_allocs;         /* ... fallback: anonymous memory + memset (in the
+                                      region, or from the next allocator) */
     uint64_t eager_bytes;
     uint64_t zero_allocs;          /* ... large calloc: fresh anonymous zero pages */
     uint64_t zero_bytes;
@@ -39,9 +40,11 @@ struct refmalloc_stats {
     uint64_t realloc_moved;        /* ... that moved (mremap or copy of written pages) */
     uint64_t live_refpage_bytes;   /* bytes of live blocks backed by reference pages */
     uint64_t peak_refpage_bytes;
-    uint64_t live_large_blocks;
+    uint64_t live_large_blocks;    /* live blocks in refmalloc's own range (fallbacks
+                                      handed to the next allocator are not tracked) */
     uint64_t mappings_in_use;      /* mappings (VMAs) refmalloc accounts for */
-    uint64_t mapping_budget;       /* the most it will use before falling back */
+    uint64_t mapping_budget;       /* the most it uses for new blocks: beyond it they come
+                                      from the next allocator, filled eagerly */
     uint64_t chunk_bytes;          /* current reference chunk size */
     uint64_t pattern_bytes;        /* memory held by pattern memfds now */
     uint64_t fallback_budget;      /* eager fallbacks: mapping budget reached */

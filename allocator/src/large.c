@@ -16,6 +16,9 @@
 
 #define CACHE_SLOTS 64
 
+/* Mappings of a block of anonymous memory: its own and the reservation split. */
+#define EAGER_MAPPINGS 2
+
 /* A freed block is restored by re-filling its written pages (no fault when
  * it is reused) when they are at least 1/DENSE_RATIO of it or few enough to
  * fill cheaply; otherwise by MADV_DONTNEED (the pages go back to the kernel,
@@ -186,8 +189,8 @@ static enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero
         os_reserve_fixed((void *)at, len);
         return FRESH_FAILED;
     }
-    b->mappings += 2;
-    account_mappings(2);
+    b->mappings += EAGER_MAPPINGS;
+    account_mappings(EAGER_MAPPINGS);
     return zero ? FRESH_ZERO : FRESH_EAGER;
 }
 
@@ -276,6 +279,17 @@ void *large_alloc(size_t size, size_t align, bool zero, bool *unavailable)
     if (!zero)
         stat_add(ST_cache_misses, 1);
 
+    /* Even an eager block costs two mappings (itself and the split of the
+     * reservation). With none left, the next allocator's own mmap serves it,
+     * which the kernel can merge with its neighbours. */
+    if (!budget_allows(EAGER_MAPPINGS)) {
+        stat_add(ST_fallback_budget, 1);
+        warn_once(ST_fallback_budget, "mapping budget reached; large blocks are now filled "
+                  "eagerly");
+        pthread_mutex_unlock(&large.lock);
+        *unavailable = true;
+        return NULL;
+    }
     size_t capacity;
     uintptr_t at = reserve_range(len, align, &capacity);
     if (!at) {
