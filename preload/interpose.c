@@ -126,15 +126,19 @@ static size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
+/* Finish a realloc that moved: copy what is owed and free the old block. */
+static void *move_content(void *q, void *p, size_t old_usable, size_t size)
+{
+    memcpy(q, p, min_size(old_usable, size));
+    free(p);
+    return q;
+}
+
 /* realloc by allocating anew, copying and freeing the old block. */
 static void *realloc_by_copy(void *p, size_t old_usable, size_t size)
 {
     void *q = malloc(size);
-    if (q) {
-        memcpy(q, p, min_size(old_usable, size));
-        free(p);
-    }
-    return q;
+    return q ? move_content(q, p, old_usable, size) : NULL;
 }
 
 RM_EXPORT void *realloc(void *p, size_t size)
@@ -153,9 +157,14 @@ RM_EXPORT void *realloc(void *p, size_t size)
         return NULL;
     }
     if (large_owns(p)) {
-        if (size >= config()->threshold)
-            return large_realloc(p, size);
-        return realloc_by_copy(p, large_usable(p), size);
+        if (size < config()->threshold)
+            return realloc_by_copy(p, large_usable(p), size);
+        bool unavailable;
+        void *q = large_realloc(p, size, &unavailable);
+        if (q || !unavailable)
+            return q;
+        q = large_or_next(size, 0, false);
+        return q ? move_content(q, p, large_usable(p), size) : NULL;
     }
     if (asking_usable)
         return rm_next.realloc(p, size);

@@ -516,8 +516,9 @@ static struct block *move_block(const struct block *old, size_t len)
     return blocks_insert(&nb);
 }
 
-void *large_realloc(void *p, size_t size)
+void *large_realloc(void *p, size_t size, bool *unavailable)
 {
+    *unavailable = false;
     if (size > (SIZE_MAX >> 2)) {
         errno = ENOMEM;
         return NULL;
@@ -544,6 +545,13 @@ void *large_realloc(void *p, size_t size)
         trace("shrink", b->start, size);
         pthread_mutex_unlock(&large.lock);
         return p;
+    }
+    if (!budget_allows(EAGER_MAPPINGS)) {
+        /* Growing needs a mapping or two more: past the budget the block
+         * moves to the next allocator instead. */
+        pthread_mutex_unlock(&large.lock);
+        *unavailable = true;
+        return NULL;
     }
     if (len > b->capacity) {
         size_t want = capacity_for(len);

@@ -23,8 +23,9 @@ bool large_owns(const void *p);
  * not a live block. */
 void large_free(void *p, const char *caller);
 
-/* Resize; NULL with ENOMEM leaves p untouched. */
-void *large_realloc(void *p, size_t size);
+/* Resize; NULL with ENOMEM leaves p untouched. NULL with *unavailable set:
+ * the mapping budget is spent, the caller moves the block elsewhere. */
+void *large_realloc(void *p, size_t size, bool *unavailable);
 
 size_t large_usable(const void *p);
 
