@@ -82,6 +82,19 @@ struct refmalloc_block_info {
  * 0 if not, -1 with errno if /proc/self/pagemap could not be read. */
 int refmalloc_query(const void *addr, struct refmalloc_block_info *info);
 
+/* Page by page, what the program did with [addr, addr + len): one byte per
+ * page overlapping the range, REFMALLOC_PAGE_UNTOUCHED (never mapped in),
+ * REFMALLOC_PAGE_PATTERN (still the shared pattern page) or
+ * REFMALLOC_PAGE_WRITTEN (a private copy: written; in anonymous memory, any
+ * page touched). Works on any range. Returns the number of pages, or -1
+ * with errno. */
+enum refmalloc_page_state {
+    REFMALLOC_PAGE_UNTOUCHED = 0,
+    REFMALLOC_PAGE_PATTERN = 1,
+    REFMALLOC_PAGE_WRITTEN = 2,
+};
+long refmalloc_page_states(const void *addr, size_t len, unsigned char *states);
+
 /* Write the JSON report now. path NULL: the configured report path ("%p"
  * expands to the pid). The file is created new (O_EXCL, O_NOFOLLOW).
  * Returns 0, or -1 with errno. */

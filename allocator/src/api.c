@@ -1,8 +1,12 @@
 /* api: the public functions of refmalloc.h. */
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "config.h"
 #include "large.h"
+#include "os.h"
+#include "pagemap.h"
 #include "refmalloc.h"
 #include "report.h"
 #include "stats.h"
@@ -27,6 +31,21 @@ RM_API int refmalloc_get_stats(struct refmalloc_stats *out, size_t size)
 RM_API int refmalloc_query(const void *addr, struct refmalloc_block_info *info)
 {
     return large_query(addr, info);
+}
+
+RM_API long refmalloc_page_states(const void *addr, size_t len, unsigned char *states)
+{
+    size_t page = os_page_size();
+    uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(page - 1);
+    uintptr_t end = (uintptr_t)addr + len;
+    if (end < (uintptr_t)addr || !states) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t npages = len == 0 ? 0 : (end - start + page - 1) / page;
+    if (pagemap_states(start, npages, states) != 0)
+        return -1;
+    return (long)npages;
 }
 
 RM_API int refmalloc_write_report(const char *path)

@@ -36,6 +36,8 @@ static struct {
     uintptr_t cached[CACHE_SLOTS];  /* starts of cached blocks, oldest first */
     size_t ncached;
     size_t cache_bytes;
+    struct refmalloc_block_info *freed;  /* ring of FREED_RECORDS */
+    size_t nfreed;                       /* blocks ever recorded */
     bool warned[ST_COUNT];
 } large = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -359,19 +361,32 @@ static void fill_run(uintptr_t start, size_t len, void *ctx)
     memset((void *)start, *(const unsigned char *)ctx, len);
 }
 
-/* Bring a freed reference-page block back to the pattern, choosing by how
- * much of it was written. False if it cannot be cached. */
-static bool restore_pattern(struct block *b)
+/* Pages of b the program wrote, -1 if the pagemap cannot be read. */
+static long written_pages(const struct block *b)
 {
     size_t npages = b->mapped / os_page_size();
-    long written = pagemap_written(b->start, npages, NULL, NULL);
-    if (written < 0)
-        return false;
-    stat_add(ST_freed_pages, npages);
-    stat_add(ST_freed_pages_written, (uint64_t)written);
-    if (b->kind != REFMALLOC_BLOCK_REFPAGE || b->mixed || b->pattern != config()->pattern)
-        return false;
-    if (b->mapped > config()->cache_limit)
+    if (b->kind != REFMALLOC_BLOCK_REFPAGE)
+        return (long)npages;   /* anonymous blocks were filled or zeroed whole */
+    return pagemap_written(b->start, npages, NULL, NULL);
+}
+
+static void block_info(const struct block *b, long written, struct refmalloc_block_info *info)
+{
+    size_t npages = b->mapped / os_page_size();
+    *info = (struct refmalloc_block_info){
+        .start = (void *)b->start, .size = b->size, .usable = b->mapped, .pages = npages,
+        .pages_written = written < 0 ? 0 : (size_t)written,
+        .pages_pattern = written < 0 ? 0 : npages - (size_t)written,
+        .kind = b->kind, .pattern = b->pattern};
+}
+
+/* Bring a freed reference-page block with `written` written pages back to
+ * the pattern, choosing how by their number. False if it cannot be cached. */
+static bool restore_pattern(struct block *b, long written)
+{
+    size_t npages = b->mapped / os_page_size();
+    if (written < 0 || b->kind != REFMALLOC_BLOCK_REFPAGE || b->mixed ||
+        b->pattern != config()->pattern || b->mapped > config()->cache_limit)
         return false;
     if (written == 0)
         return true;
@@ -384,6 +399,29 @@ static bool restore_pattern(struct block *b)
         stat_add(ST_restored_by_dontneed, 1);
     }
     return true;
+}
+
+/* The last FREED_RECORDS freed blocks, for the report: how much of each the
+ * program wrote. Kept in memory of its own, made on the first free. */
+#define FREED_RECORDS 4096
+
+static void record_freed(const struct block *b, long written)
+{
+    if (!large.freed) {
+        large.freed = os_alloc_meta(FREED_RECORDS * sizeof *large.freed);
+        if (!large.freed)
+            return;
+    }
+    block_info(b, written, &large.freed[large.nfreed++ % FREED_RECORDS]);
+}
+
+void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&large.lock);
+    size_t n = large.nfreed < FREED_RECORDS ? large.nfreed : FREED_RECORDS;
+    for (size_t i = large.nfreed - n; large.freed && i < large.nfreed; i++)
+        fn(&large.freed[i % FREED_RECORDS], ctx);
+    pthread_mutex_unlock(&large.lock);
 }
 
 static void cache_put(struct block *b)
@@ -408,7 +446,13 @@ void large_free(void *p, const char *caller)
     stat_add(ST_large_frees, 1);
     stat_sub(ST_live_large_blocks, 1);
     trace("free", b->start, b->size);
-    if (b->kind == REFMALLOC_BLOCK_REFPAGE && restore_pattern(b)) {
+    long written = written_pages(b);
+    if (b->kind == REFMALLOC_BLOCK_REFPAGE && written >= 0) {
+        stat_add(ST_freed_pages, b->mapped / os_page_size());
+        stat_add(ST_freed_pages_written, (uint64_t)written);
+    }
+    record_freed(b, written);
+    if (restore_pattern(b, written)) {
         live_refpage_change(b, -(long)b->mapped);
         cache_put(b);
     } else {
@@ -603,17 +647,8 @@ bool large_owns(const void *p)
 
 static bool describe(const struct block *b, struct refmalloc_block_info *info)
 {
-    size_t npages = b->mapped / os_page_size();
-    long written;
-    if (b->kind == REFMALLOC_BLOCK_REFPAGE)
-        written = pagemap_written(b->start, npages, NULL, NULL);
-    else
-        written = (long)npages;   /* anonymous blocks were filled or zeroed whole */
-    *info = (struct refmalloc_block_info){
-        .start = (void *)b->start, .size = b->size, .usable = b->mapped, .pages = npages,
-        .pages_written = written < 0 ? 0 : (size_t)written,
-        .pages_pattern = written < 0 ? 0 : npages - (size_t)written,
-        .kind = b->kind, .pattern = b->pattern};
+    long written = written_pages(b);
+    block_info(b, written, info);
     return written >= 0;
 }
 

@@ -35,6 +35,10 @@ int large_query(const void *addr, struct refmalloc_block_info *info);
 void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
                      void *ctx);
 
+/* Visit the last blocks freed, oldest first (the lock is held). */
+void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
+                      void *ctx);
+
 void large_fork_prepare(void);
 void large_fork_parent(void);
 void large_fork_child(void);

@@ -107,19 +107,33 @@ void os_close(int fd)
     close(fd);
 }
 
-long long os_read_number(const char *path)
+bool os_read_text(const char *path, char *buf, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
-    char buf[32];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+        return false;
+    size_t used = 0;
+    while (used + 1 < cap) {
+        ssize_t n = read(fd, buf + used, cap - 1 - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+    }
     close(fd);
-    if (n <= 0)
+    buf[used] = '\0';
+    return used > 0;
+}
+
+long long os_read_number(const char *path)
+{
+    char buf[32];
+    if (!os_read_text(path, buf, sizeof buf))
         return -1;
     long long v = 0;
-    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
-        v = v * 10 + (buf[i] - '0');
+    for (const char *p = buf; *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
     return v;
 }
 

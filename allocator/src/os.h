@@ -32,6 +32,8 @@ bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino);
 void os_close(int fd);
 
 /* Files. */
+/* Up to cap-1 bytes of a small file, NUL terminated; false when unreadable. */
+bool os_read_text(const char *path, char *buf, size_t cap);
 long long os_read_number(const char *path);       /* -1 when unreadable */
 int os_create_new(const char *path);              /* O_EXCL|O_NOFOLLOW, -1 with errno */
 bool os_write_all(int fd, const void *buf, size_t len);

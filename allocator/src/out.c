@@ -38,26 +38,34 @@ void out_str(struct out *o, const char *s)
     out_mem(o, s, strlen(s));
 }
 
-static void out_digits(struct out *o, uint64_t v, unsigned base)
+/* Digits of v at the end of buf[24]; returns where they start. */
+static const char *digits(char buf[24], uint64_t v, unsigned base)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
+    size_t i = 23;
+    buf[i] = '\0';
     do {
-        tmp[--i] = "0123456789abcdef"[v % base];
+        buf[--i] = "0123456789abcdef"[v % base];
         v /= base;
     } while (v != 0);
-    out_mem(o, tmp + i, sizeof tmp - i);
+    return buf + i;
+}
+
+const char *out_format_u64(char buf[24], uint64_t v)
+{
+    return digits(buf, v, 10);
 }
 
 void out_u64(struct out *o, uint64_t v)
 {
-    out_digits(o, v, 10);
+    char buf[24];
+    out_str(o, digits(buf, v, 10));
 }
 
 void out_hex(struct out *o, uint64_t v)
 {
+    char buf[24];
     out_str(o, "0x");
-    out_digits(o, v, 16);
+    out_str(o, digits(buf, v, 16));
 }
 
 void out_json_str(struct out *o, const char *s)

@@ -19,6 +19,8 @@ void out_str(struct out *o, const char *s);
 void out_mem(struct out *o, const char *s, size_t n);
 void out_u64(struct out *o, uint64_t v);
 void out_hex(struct out *o, uint64_t v);        /* 0x... */
+/* Decimal digits of v in buf, NUL terminated; returns their start. */
+const char *out_format_u64(char buf[24], uint64_t v);
 void out_json_str(struct out *o, const char *s); /* quoted and escaped */
 bool out_flush(struct out *o);
 

@@ -1,7 +1,7 @@
-/* pagemap: which pages of a block the program has written, from
+/* pagemap: which pages of a range the program has written, from
  * /proc/self/pagemap. In a private mapping of the pattern file a page that
- * is still the shared file page (or absent) holds the pattern; a page that
- * is anonymous was copied on a write. */
+ * is still the shared file page holds the pattern; a page that is anonymous
+ * was copied on a write (or, in anonymous memory, touched at all). */
 #ifndef RM_PAGEMAP_H
 #define RM_PAGEMAP_H
 
@@ -14,5 +14,8 @@ typedef void (*pagemap_run_fn)(uintptr_t start, size_t len, void *ctx);
 /* Count the written pages of [addr, addr + npages pages); call fn (if not
  * NULL) on each run of them. Returns the count, or -1 if unreadable. */
 long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx);
+
+/* One enum refmalloc_page_state per page into out. Returns 0, or -1 if unreadable. */
+int pagemap_states(uintptr_t addr, size_t npages, unsigned char *out);
 
 #endif

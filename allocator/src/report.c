@@ -22,12 +22,8 @@ static bool expand_path(const char *in, char *out, size_t cap)
         const char *piece = p;
         size_t len = 1;
         if (p[0] == '%' && p[1] == 'p') {
-            struct out o;   /* borrow the formatter via a buffer copy */
-            out_init(&o, -1);
-            out_u64(&o, (uint64_t)os_getpid());
-            memcpy(num, o.buf, o.len);
-            piece = num;
-            len = o.len;
+            piece = out_format_u64(num, (uint64_t)os_getpid());
+            len = strlen(piece);
             p++;
         } else if (p[0] == '%' && p[1] == '%') {
             p++;
@@ -39,6 +35,43 @@ static bool expand_path(const char *in, char *out, size_t cap)
     }
     out[n] = '\0';
     return true;
+}
+
+/* The value in kB of "Key:" in smaps_rollup text, in bytes; 0 if absent. */
+static uint64_t rollup_bytes(const char *text, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *line = text; *line; ) {
+        if (strncmp(line, key, n) == 0) {
+            uint64_t kb = 0;
+            for (const char *p = line + n; *p && *p != '\n'; p++)
+                if (*p >= '0' && *p <= '9')
+                    kb = kb * 10 + (uint64_t)(*p - '0');
+            return kb * 1024;
+        }
+        const char *next = strchr(line, '\n');
+        if (!next)
+            break;
+        line = next + 1;
+    }
+    return 0;
+}
+
+/* The process's memory as the kernel accounts it: never bare RSS, which
+ * counts every shared pattern page fault-around maps in. */
+static void memory_json(struct out *o)
+{
+    char text[4096];
+    out_str(o, ",\n  \"memory\": ");
+    if (!os_read_text("/proc/self/smaps_rollup", text, sizeof text)) {
+        out_str(o, "null");
+        return;
+    }
+    out_str(o, "{\"anonymous\": ");
+    out_u64(o, rollup_bytes(text, "Anonymous:"));
+    out_str(o, ", \"pss\": ");
+    out_u64(o, rollup_bytes(text, "Pss:"));
+    out_str(o, "}");
 }
 
 struct blocks_json {
@@ -67,6 +100,18 @@ static void block_json(const struct refmalloc_block_info *b, void *ctx)
     out_str(o, "\"}");
 }
 
+typedef void (*block_walk_fn)(void (*fn)(const struct refmalloc_block_info *, void *), void *);
+
+static void blocks_json(struct out *o, const char *name, block_walk_fn walk)
+{
+    out_str(o, ",\n  ");
+    out_json_str(o, name);
+    out_str(o, ": [");
+    struct blocks_json j = {o, 0};
+    walk(block_json, &j);
+    out_str(o, j.count ? "\n  ]" : "]");
+}
+
 static void write_json(struct out *o)
 {
     const struct rm_config *c = config();
@@ -91,10 +136,11 @@ static void write_json(struct out *o)
         out_str(o, ": ");
         out_u64(o, stat_get((enum rm_stat)i));
     }
-    out_str(o, "\n  },\n  \"live_blocks\": [");
-    struct blocks_json j = {o, 0};
-    large_each_live(block_json, &j);
-    out_str(o, j.count ? "\n  ]\n}\n" : "]\n}\n");
+    out_str(o, "\n  }");
+    memory_json(o);
+    blocks_json(o, "live_blocks", large_each_live);
+    blocks_json(o, "freed_blocks", large_each_freed);
+    out_str(o, "\n}\n");
 }
 
 int report_write(const char *path)

@@ -1,0 +1,80 @@
+/* refmalloc_page_states and the report's freed blocks and memory figures.
+ *
+ *   states   a large block with pages read, written and untouched: the states
+ *            match page by page; a written page of anonymous memory is WRITTEN
+ *   report   free three large blocks written on 0, 3 and all pages, then exit
+ *            (the test reads the report) */
+#include "common.h"
+
+#include <sys/mman.h>
+
+typedef long (*page_states_fn)(const void *, size_t, unsigned char *);
+
+static page_states_fn page_states(void)
+{
+    page_states_fn fn = (page_states_fn)dlsym(RTLD_DEFAULT, "refmalloc_page_states");
+    CHECK(fn, "refmalloc_page_states not exported");
+    return fn;
+}
+
+static void mode_states(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 64;
+    volatile unsigned char *p = malloc(n * page);
+    CHECK(p, "malloc");
+    CHECK(((uintptr_t)p & (page - 1)) == 0, "large block not page aligned");
+    unsigned char sink = 0;
+    for (size_t i = 0; i < n; i += 4)       /* read every 4th page */
+        sink ^= p[i * page];
+    for (size_t i = 1; i < n; i += 8)       /* write every 8th page from 1 */
+        p[i * page + 7] = 1;
+    unsigned char st[64];
+    long got = page_states()((const void *)p, n * page, st);
+    CHECK(got == (long)n, "page_states returned %ld, expected %zu", got, n);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 8 == 1)
+            CHECK(st[i] == REFMALLOC_PAGE_WRITTEN, "page %zu written, state %u", i, st[i]);
+        else if (i % 4 == 0)
+            CHECK(st[i] == REFMALLOC_PAGE_PATTERN, "page %zu read, state %u", i, st[i]);
+        else
+            /* fault-around may map unread neighbours in: still the pattern */
+            CHECK(st[i] != REFMALLOC_PAGE_WRITTEN, "page %zu untouched, state %u", i, st[i]);
+    }
+    /* A range starting mid-page covers the pages it overlaps. */
+    CHECK(page_states()((const void *)(p + page + 1), page, st) == 2, "unaligned range");
+    CHECK(st[0] == REFMALLOC_PAGE_WRITTEN, "unaligned range: first page state %u", st[0]);
+    /* Anonymous memory: a touched page counts as written. */
+    unsigned char *anon = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(anon != MAP_FAILED, "mmap");
+    anon[0] = 1;
+    CHECK(page_states()(anon, 2 * page, st) == 2, "anon range");
+    CHECK(st[0] == REFMALLOC_PAGE_WRITTEN && st[1] == REFMALLOC_PAGE_UNTOUCHED,
+          "anon states %u %u", st[0], st[1]);
+    printf("OK states %u\n", sink);
+}
+
+static void mode_report(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 40;
+    size_t written[3] = {0, 3, 40};
+    for (int b = 0; b < 3; b++) {
+        unsigned char *p = malloc(n * page + b);   /* sizes tell the blocks apart */
+        CHECK(p, "malloc");
+        for (size_t i = 0; i < written[b]; i++)
+            p[i * page] = 1;
+        printf("FREED %zu %zu\n", n * page + b, written[b]);
+        free(p);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "states"))
+        mode_states();
+    else if (argc > 1 && !strcmp(argv[1], "report"))
+        mode_report();
+    else
+        FAIL("usage: pagestates states|report");
+    return 0;
+}
