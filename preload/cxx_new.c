@@ -9,18 +9,24 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "entry.h"
 #include "out.h"
 
 #define RM_EXPORT __attribute__((visibility("default")))
 
 typedef void (*new_handler_fn)(void);
 
-static void *aligned_new(size_t size, size_t align)
+static void *aligned_new(size_t size, size_t align, const void *site)
 {
     void *p = NULL;
     if (align < sizeof(void *))
         align = sizeof(void *);
-    return posix_memalign(&p, align, size ? size : 1) == 0 ? p : NULL;
+    return rm_posix_memalign_from(&p, align, size ? size : 1, site) == 0 ? p : NULL;
+}
+
+static void *plain_new(size_t size, const void *site)
+{
+    return rm_malloc_from(size ? size : 1, site);
 }
 
 /* Out of memory in a throwing operator new: returns only to retry. */
@@ -42,10 +48,10 @@ static void out_of_memory(void)
     abort();
 }
 
-static void *new_or_throw(size_t size, size_t align)
+static void *new_or_throw(size_t size, size_t align, const void *site)
 {
     for (;;) {
-        void *p = align ? aligned_new(size, align) : malloc(size ? size : 1);
+        void *p = align ? aligned_new(size, align, site) : plain_new(size, site);
         if (p)
             return p;
         out_of_memory();
@@ -74,20 +80,22 @@ void _ZdaPvmSt11align_val_t(void *p, size_t size, size_t align);
 void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *tag);
 void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *tag);
 
-RM_EXPORT void *_Znwm(size_t size) { return new_or_throw(size, 0); }
-RM_EXPORT void *_Znam(size_t size) { return new_or_throw(size, 0); }
+#define CALLER __builtin_return_address(0)
+
+RM_EXPORT void *_Znwm(size_t size) { return new_or_throw(size, 0, CALLER); }
+RM_EXPORT void *_Znam(size_t size) { return new_or_throw(size, 0, CALLER); }
 RM_EXPORT void *_ZnwmRKSt9nothrow_t(size_t size, const void *tag)
-{ (void)tag; return malloc(size ? size : 1); }
+{ (void)tag; return plain_new(size, CALLER); }
 RM_EXPORT void *_ZnamRKSt9nothrow_t(size_t size, const void *tag)
-{ (void)tag; return malloc(size ? size : 1); }
+{ (void)tag; return plain_new(size, CALLER); }
 RM_EXPORT void *_ZnwmSt11align_val_t(size_t size, size_t align)
-{ return new_or_throw(size, align); }
+{ return new_or_throw(size, align, CALLER); }
 RM_EXPORT void *_ZnamSt11align_val_t(size_t size, size_t align)
-{ return new_or_throw(size, align); }
+{ return new_or_throw(size, align, CALLER); }
 RM_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *tag)
-{ (void)tag; return aligned_new(size, align); }
+{ (void)tag; return aligned_new(size, align, CALLER); }
 RM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *tag)
-{ (void)tag; return aligned_new(size, align); }
+{ (void)tag; return aligned_new(size, align, CALLER); }
 
 RM_EXPORT void _ZdlPv(void *p) { free(p); }
 RM_EXPORT void _ZdaPv(void *p) { free(p); }

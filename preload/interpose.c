@@ -12,7 +12,9 @@
 #include "large.h"
 #include "next.h"
 #include "os.h"
+#include "entry.h"
 #include "runtime.h"
+#include "sites.h"
 #include "stats.h"
 
 #define RM_EXPORT __attribute__((visibility("default")))
@@ -46,20 +48,20 @@ static size_t next_usable(void *p, size_t fallback)
     return usable;
 }
 
-static void *small_filled(void *p, size_t size)
+static void *small_filled(void *p, size_t size, unsigned char pattern)
 {
     if (p) {
         size_t usable = next_usable(p, size);
-        memset(p, config()->pattern, usable);
+        memset(p, pattern, usable);
         stat_small_alloc(usable);
     }
     return p;
 }
 
-static void *large_or_next(size_t size, size_t align, bool zero)
+static void *large_or_next(size_t size, size_t align, bool zero, unsigned char pattern)
 {
     bool unavailable;
-    void *p = large_alloc(size, align, zero, &unavailable);
+    void *p = large_alloc(size, align, zero, pattern, &unavailable);
     if (p || !unavailable)
         return p;
     /* No room in the region: the next allocator, filled eagerly. */
@@ -68,7 +70,7 @@ static void *large_or_next(size_t size, size_t align, bool zero)
     } else {
         p = align > BASE_ALIGNMENT ? rm_next.memalign(align, size) : rm_next.malloc(size);
         if (p)
-            memset(p, config()->pattern, next_usable(p, size));
+            memset(p, pattern, next_usable(p, size));
     }
     if (p) {
         stat_add(zero ? ST_zero_allocs : ST_eager_allocs, 1);
@@ -79,13 +81,19 @@ static void *large_or_next(size_t size, size_t align, bool zero)
     return p;
 }
 
-RM_EXPORT void *malloc(size_t size)
+void *rm_malloc_from(size_t size, const void *site)
 {
     if (!runtime_ready())
         return bootstrap_alloc(size, BASE_ALIGNMENT);
+    unsigned char pattern = pattern_at(site);
     if (size >= config()->threshold)
-        return large_or_next(size, 0, false);
-    return small_filled(rm_next.malloc(size), size);
+        return large_or_next(size, 0, false, pattern);
+    return small_filled(rm_next.malloc(size), size, pattern);
+}
+
+RM_EXPORT void *malloc(size_t size)
+{
+    return rm_malloc_from(size, __builtin_return_address(0));
 }
 
 RM_EXPORT void free(void *p)
@@ -114,7 +122,7 @@ RM_EXPORT void *calloc(size_t n, size_t size)
     if (!runtime_ready())
         return bootstrap_alloc(total, BASE_ALIGNMENT);
     if (total >= config()->threshold)
-        return large_or_next(total, 0, true);
+        return large_or_next(total, 0, true, pattern_at(__builtin_return_address(0)));
     void *p = rm_next.calloc(n, size);
     if (p)
         stat_small_alloc(total);
@@ -135,18 +143,18 @@ static void *move_content(void *q, void *p, size_t old_usable, size_t size)
 }
 
 /* realloc by allocating anew, copying and freeing the old block. */
-static void *realloc_by_copy(void *p, size_t old_usable, size_t size)
+static void *realloc_by_copy(void *p, size_t old_usable, size_t size, const void *site)
 {
-    void *q = malloc(size);
+    void *q = rm_malloc_from(size, site);
     return q ? move_content(q, p, old_usable, size) : NULL;
 }
 
-RM_EXPORT void *realloc(void *p, size_t size)
+static void *realloc_from(void *p, size_t size, const void *site)
 {
     if (!p)
-        return malloc(size);
+        return rm_malloc_from(size, site);
     if (!runtime_ready() || bootstrap_owns(p)) {
-        void *q = malloc(size);
+        void *q = rm_malloc_from(size, site);
         if (q)
             memcpy(q, p, min_size(bootstrap_size(p), size));
         return q;
@@ -158,19 +166,19 @@ RM_EXPORT void *realloc(void *p, size_t size)
     }
     if (large_owns(p)) {
         if (size < config()->threshold)
-            return realloc_by_copy(p, large_usable(p), size);
+            return realloc_by_copy(p, large_usable(p), size, site);
         bool unavailable;
         void *q = large_realloc(p, size, &unavailable);
         if (q || !unavailable)
             return q;
-        q = large_or_next(size, 0, false);
+        q = large_or_next(size, 0, false, pattern_at(site));
         return q ? move_content(q, p, large_usable(p), size) : NULL;
     }
     if (asking_usable)
         return rm_next.realloc(p, size);
     size_t old = next_usable(p, 0);
     if (size >= config()->threshold || config()->free_pattern_on)
-        return realloc_by_copy(p, old, size);
+        return realloc_by_copy(p, old, size, site);
     void *q = rm_next.realloc(p, size);
     if (q) {
         /* In place, the block may have grown into bytes we never filled.
@@ -179,9 +187,14 @@ RM_EXPORT void *realloc(void *p, size_t size)
         size_t filled = q == p ? old : min_size(old, size);
         size_t now = next_usable(q, 0);
         if (now > filled)
-            memset((char *)q + filled, config()->pattern, now - filled);
+            memset((char *)q + filled, pattern_at(site), now - filled);
     }
     return q;
+}
+
+RM_EXPORT void *realloc(void *p, size_t size)
+{
+    return realloc_from(p, size, __builtin_return_address(0));
 }
 
 RM_EXPORT void *reallocarray(void *p, size_t n, size_t size)
@@ -191,25 +204,26 @@ RM_EXPORT void *reallocarray(void *p, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, total);
+    return realloc_from(p, total, __builtin_return_address(0));
 }
 
 /* align: a power of two. */
-static void *aligned(size_t align, size_t size)
+static void *aligned_from(size_t align, size_t size, const void *site)
 {
     /* Only pointer alignment is certain from malloc: jemalloc, for one,
      * gives 8-byte alignment to 8-byte blocks. */
     if (align <= sizeof(void *))
-        return malloc(size);
+        return rm_malloc_from(size, site);
     if (!runtime_ready())
         return bootstrap_alloc(size, align);
+    unsigned char pattern = pattern_at(site);
     if (size >= config()->threshold || align > LARGE_ALIGNMENT)
-        return large_or_next(size, align, false);
-    return small_filled(rm_next.memalign(align, size), size);
+        return large_or_next(size, align, false, pattern);
+    return small_filled(rm_next.memalign(align, size), size, pattern);
 }
 
 /* glibc's memalign: a non-power-of-two alignment is rounded up. */
-RM_EXPORT void *memalign(size_t align, size_t size)
+static void *memalign_from(size_t align, size_t size, const void *site)
 {
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
@@ -218,21 +232,26 @@ RM_EXPORT void *memalign(size_t align, size_t size)
     size_t a = 1;
     while (a < align)
         a <<= 1;
-    return aligned(a, size);
+    return aligned_from(a, size, site);
+}
+
+RM_EXPORT void *memalign(size_t align, size_t size)
+{
+    return memalign_from(align, size, __builtin_return_address(0));
 }
 
 /* In glibc 2.36 aligned_alloc is memalign. */
 RM_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
-    return memalign(align, size);
+    return memalign_from(align, size, __builtin_return_address(0));
 }
 
-RM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+int rm_posix_memalign_from(void **out, size_t align, size_t size, const void *site)
 {
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = aligned(align, size);
+    void *p = aligned_from(align, size, site);
     if (!p)
         return ENOMEM;
     errno = saved;
@@ -240,9 +259,14 @@ RM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
     return 0;
 }
 
+RM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    return rm_posix_memalign_from(out, align, size, __builtin_return_address(0));
+}
+
 RM_EXPORT void *valloc(size_t size)
 {
-    return aligned(os_page_size(), size);
+    return aligned_from(os_page_size(), size, __builtin_return_address(0));
 }
 
 RM_EXPORT void *pvalloc(size_t size)
@@ -252,7 +276,7 @@ RM_EXPORT void *pvalloc(size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return aligned(page, (size + page - 1) & ~(page - 1));
+    return aligned_from(page, (size + page - 1) & ~(page - 1), __builtin_return_address(0));
 }
 
 RM_EXPORT size_t malloc_usable_size(void *p)

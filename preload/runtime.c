@@ -8,6 +8,7 @@
 #include "next.h"
 #include "os.h"
 #include "report.h"
+#include "sites.h"
 
 _Atomic int rm_runtime_state = RUNTIME_COLD;
 
@@ -22,6 +23,7 @@ bool runtime_start(void)
         starting_here = true;
         os_page_size();
         config_init();
+        sites_init();
         if (!next_init())
             os_abort();
         /* glibc's pthread_atfork may allocate: next is resolved by now. */
@@ -45,4 +47,5 @@ __attribute__((constructor)) static void runtime_constructor(void)
 __attribute__((destructor)) static void runtime_destructor(void)
 {
     report_at_exit();
+    sites_write_log();
 }

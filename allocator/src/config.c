@@ -19,6 +19,7 @@ void config_defaults(struct rm_config *cfg)
     cfg->reserve = (size_t)1 << 40;
     cfg->max_chunk = 64u << 20;
     cfg->refpages = true;
+    cfg->site_pattern = 0x55;
 }
 
 /* A value is the text between '=' and the next ',' (not NUL terminated). */
@@ -107,6 +108,15 @@ static bool parse_bool(struct span s, bool *out)
     return true;
 }
 
+static bool parse_path(struct span s, char out[RM_REPORT_PATH_MAX])
+{
+    if (s.n == 0 || s.n >= RM_REPORT_PATH_MAX)
+        return false;
+    memcpy(out, s.p, s.n);
+    out[s.n] = '\0';
+    return true;
+}
+
 /* Copy a span into a NUL-terminated stack buffer for messages. */
 static const char *span_text(struct span s, char *buf, size_t cap)
 {
@@ -180,16 +190,22 @@ static void apply(struct rm_config *cfg, struct span key, struct span val)
             cfg->verbose = v;
     } else if (span_is(key, "report")) {
         expect = "a path shorter than 1024 bytes";
-        ok = val.n > 0 && val.n < RM_REPORT_PATH_MAX;
-        if (ok) {
-            memcpy(cfg->report, val.p, val.n);
-            cfg->report[val.n] = '\0';
-        }
+        ok = parse_path(val, cfg->report);
+    } else if (span_is(key, "sites")) {
+        expect = "a path shorter than 1024 bytes";
+        ok = parse_path(val, cfg->sites_log);
+    } else if (span_is(key, "site_list")) {
+        expect = "a path shorter than 1024 bytes";
+        ok = parse_path(val, cfg->site_list);
+    } else if (span_is(key, "site_pattern")) {
+        expect = "a byte, 0-255 or 0x00-0xff";
+        ok = parse_byte(val, &cfg->site_pattern);
     } else {
         char k[64];
         out_diag("REFMALLOC_OPTIONS: unknown option '", span_text(key, k, sizeof k),
                  "' ignored (known: pattern, free_pattern, threshold, cache, report, "
-                 "verbose, max_mappings, reserve, refpages, max_chunk)");
+                 "verbose, max_mappings, reserve, refpages, max_chunk, sites, site_list, "
+                 "site_pattern)");
         return;
     }
     if (!ok)

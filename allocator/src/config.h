@@ -20,6 +20,9 @@ struct rm_config {
     bool refpages;                /* false: every large block is eager */
     int verbose;
     char report[RM_REPORT_PATH_MAX];
+    char sites_log[RM_REPORT_PATH_MAX];   /* call sites written at exit */
+    char site_list[RM_REPORT_PATH_MAX];   /* sites whose blocks get site_pattern */
+    unsigned char site_pattern;
 };
 
 extern struct rm_config rm_config_values;

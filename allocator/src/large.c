@@ -245,7 +245,8 @@ static uintptr_t reserve_range(size_t len, size_t align, size_t *got)
     return at;
 }
 
-void *large_alloc(size_t size, size_t align, bool zero, bool *unavailable)
+void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
+                  bool *unavailable)
 {
     *unavailable = false;
     size_t page = os_page_size();
@@ -256,7 +257,6 @@ void *large_alloc(size_t size, size_t align, bool zero, bool *unavailable)
         return NULL;
     }
     size_t len = page_round(size ? size : 1);
-    unsigned char pattern = config()->pattern;
 
     pthread_mutex_lock(&large.lock);
     start_once();
@@ -386,7 +386,7 @@ static bool restore_pattern(struct block *b, long written)
 {
     size_t npages = b->mapped / os_page_size();
     if (written < 0 || b->kind != REFMALLOC_BLOCK_REFPAGE || b->mixed ||
-        b->pattern != config()->pattern || b->mapped > config()->cache_limit)
+        b->mapped > config()->cache_limit)
         return false;
     if (written == 0)
         return true;

@@ -12,10 +12,12 @@
 #include "refmalloc.h"
 
 /* Allocate a large block of `size` bytes aligned to `align` (a power of two),
- * zero-filled if `zero`, else holding the pattern. NULL with *unavailable set
- * when the region cannot take it (the caller uses the next allocator), NULL
- * with errno ENOMEM when the kernel refuses memory. */
-void *large_alloc(size_t size, size_t align, bool zero, bool *unavailable);
+ * zero-filled if `zero`, else holding `pattern` (which also fills what realloc
+ * later adds). NULL with *unavailable set when the region cannot take it (the
+ * caller uses the next allocator), NULL with errno ENOMEM when the kernel
+ * refuses memory. */
+void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
+                  bool *unavailable);
 
 bool large_owns(const void *p);
 

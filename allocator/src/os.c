@@ -137,6 +137,26 @@ long long os_read_number(const char *path)
     return v;
 }
 
+char *os_read_file_meta(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    char *buf = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        size_t size = (size_t)st.st_size;
+        buf = os_alloc_meta(size + 1);
+        if (buf && (size_t)read(fd, buf, size) != size) {
+            os_free_meta(buf, size + 1);
+            buf = NULL;
+        }
+        *len = size;
+    }
+    close(fd);
+    return buf;
+}
+
 int os_create_new(const char *path)
 {
     return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);

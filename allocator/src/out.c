@@ -114,3 +114,27 @@ void out_diag_addr(const char *what, const void *addr, const char *why)
     out_str(&o, "\n");
     out_flush(&o);
 }
+
+/* Expand "%p" to the pid and "%%" to "%". False if it does not fit. */
+bool out_expand_path(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = in; *p; p++) {
+        char num[24];
+        const char *piece = p;
+        size_t len = 1;
+        if (p[0] == '%' && p[1] == 'p') {
+            piece = out_format_u64(num, (uint64_t)os_getpid());
+            len = strlen(piece);
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            p++;
+        }
+        if (n + len >= cap)
+            return false;
+        memcpy(out + n, piece, len);
+        n += len;
+    }
+    out[n] = '\0';
+    return true;
+}

@@ -24,6 +24,9 @@ const char *out_format_u64(char buf[24], uint64_t v);
 void out_json_str(struct out *o, const char *s); /* quoted and escaped */
 bool out_flush(struct out *o);
 
+/* Expand "%p" in a path to the pid and "%%" to "%". False if too long. */
+bool out_expand_path(const char *in, char *out, size_t cap);
+
 /* One diagnostic line on stderr: "refmalloc: " + the pieces + "\n",
  * written with a single write so lines from threads do not interleave. */
 void out_diag(const char *a, const char *b, const char *c);

@@ -13,30 +13,6 @@
 #define REFMALLOC_VERSION "0"
 #endif
 
-/* Expand "%p" to the pid and "%%" to "%". False if it does not fit. */
-static bool expand_path(const char *in, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (const char *p = in; *p; p++) {
-        char num[24];
-        const char *piece = p;
-        size_t len = 1;
-        if (p[0] == '%' && p[1] == 'p') {
-            piece = out_format_u64(num, (uint64_t)os_getpid());
-            len = strlen(piece);
-            p++;
-        } else if (p[0] == '%' && p[1] == '%') {
-            p++;
-        }
-        if (n + len >= cap)
-            return false;
-        memcpy(out + n, piece, len);
-        n += len;
-    }
-    out[n] = '\0';
-    return true;
-}
-
 /* The value in kB of "Key:" in smaps_rollup text, in bytes; 0 if absent. */
 static uint64_t rollup_bytes(const char *text, const char *key)
 {
@@ -146,7 +122,7 @@ static void write_json(struct out *o)
 int report_write(const char *path)
 {
     char full[RM_REPORT_PATH_MAX + 32];
-    if (!path || !*path || !expand_path(path, full, sizeof full)) {
+    if (!path || !*path || !out_expand_path(path, full, sizeof full)) {
         errno = EINVAL;
         return -1;
     }

@@ -1,0 +1,28 @@
+/* sites: which code asked for memory. For `refmalloc check --locate` the
+ * library records every allocation's call site (the return address, named
+ * by module and offset) and can give the allocations of chosen sites another
+ * pattern, so that bisecting over sites finds the one whose uninitialized
+ * bytes change a program's behaviour. Off unless sites= or site_list= is set. */
+#ifndef RM_SITES_H
+#define RM_SITES_H
+
+#include <stdbool.h>
+
+#include "config.h"
+
+extern bool rm_sites_active;   /* owned by sites.c, set once at start-up */
+
+void sites_init(void);
+
+/* The pattern for an allocation made from return address `site`. */
+unsigned char sites_pattern(const void *site);
+
+static inline unsigned char pattern_at(const void *site)
+{
+    return rm_sites_active ? sites_pattern(site) : config()->pattern;
+}
+
+/* At exit: write the sites seen to the configured log. */
+void sites_write_log(void);
+
+#endif
