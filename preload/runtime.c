@@ -16,6 +16,26 @@ _Atomic int rm_runtime_state = RUNTIME_COLD;
  * for start-up to finish. */
 static __thread bool starting_here;
 
+/* Around fork: hold every lock of the library so that the child starts
+ * with none held by a thread that does not exist there. */
+static void fork_prepare(void)
+{
+    sites_fork_prepare();
+    large_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    large_fork_parent();
+    sites_fork_parent();
+}
+
+static void fork_child(void)
+{
+    large_fork_child();
+    sites_fork_child();
+}
+
 bool runtime_start(void)
 {
     int expected = RUNTIME_COLD;
@@ -28,7 +48,7 @@ bool runtime_start(void)
             os_abort();
         /* glibc's pthread_atfork may allocate: next is resolved by now. */
         atomic_store_explicit(&rm_runtime_state, RUNTIME_READY, memory_order_release);
-        pthread_atfork(large_fork_prepare, large_fork_parent, large_fork_child);
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
         starting_here = false;
         return true;
     }

@@ -200,3 +200,18 @@ void sites_write_log(void)
     out_flush(&o);
     os_close(fd);
 }
+
+void sites_fork_prepare(void)
+{
+    pthread_mutex_lock(&sites.lock);
+}
+
+void sites_fork_parent(void)
+{
+    pthread_mutex_unlock(&sites.lock);
+}
+
+void sites_fork_child(void)
+{
+    pthread_mutex_init(&sites.lock, NULL);
+}

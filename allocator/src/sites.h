@@ -25,4 +25,8 @@ static inline unsigned char pattern_at(const void *site)
 /* At exit: write the sites seen to the configured log. */
 void sites_write_log(void);
 
+void sites_fork_prepare(void);
+void sites_fork_parent(void);
+void sites_fork_child(void);
+
 #endif
