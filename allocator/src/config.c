@@ -17,7 +17,7 @@ void config_defaults(struct rm_config *cfg)
     cfg->threshold = 128u << 10;
     cfg->cache_limit = 64u << 20;
     cfg->reserve = (size_t)1 << 40;
-    cfg->max_chunk = 64u << 20;
+    cfg->max_chunk = 32u << 20;
     cfg->refpages = true;
     cfg->site_pattern = 0x55;
 }

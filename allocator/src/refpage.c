@@ -38,7 +38,9 @@ static size_t pow2_at_least(size_t v)
 size_t refpage_chunk_for(size_t live, size_t len)
 {
     /* One sixty-fourth of the live total, a power of two between 1 MiB and
-     * max_chunk: 64 GiB live -> 64 MiB chunks -> about a thousand mappings. */
+     * max_chunk: 64 GiB live -> 32 MiB chunks -> about two thousand mappings.
+     * Each step doubles, so the files superseded but still mapped add up to
+     * less than the current one: at most 63 MiB of pattern memory in all. */
     size_t min = (size_t)1 << 20;
     size_t max = config()->max_chunk;
     size_t want = pow2_at_least((live + len) / 64);
