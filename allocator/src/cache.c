@@ -1,0 +1,89 @@
+/* cache: freed large blocks kept for reuse, their pattern restored at free.
+ * A block written on at least 1/DENSE_RATIO of its pages, or on few enough to
+ * fill cheaply, is restored by re-filling those pages (no fault when it is
+ * reused); a sparser one by MADV_DONTNEED (the pages go back to the kernel,
+ * reads see the pattern, each write faults again). */
+#include <string.h>
+
+#include "config.h"
+#include "large_state.h"
+#include "pagemap.h"
+
+#define DENSE_RATIO 8
+#define CHEAP_FILL_BYTES (256u << 10)
+
+static void cache_remove_at(size_t i)
+{
+    struct block *b = blocks_find(rm_large.cached[i]);
+    rm_large.cache_bytes -= b->mapped;
+    stat_set(ST_cache_bytes, rm_large.cache_bytes);
+    memmove(&rm_large.cached[i], &rm_large.cached[i + 1],
+            (rm_large.ncached - i - 1) * sizeof(uintptr_t));
+    rm_large.ncached--;
+}
+
+void cache_evict_oldest(void)
+{
+    struct block *b = blocks_find(rm_large.cached[0]);
+    cache_remove_at(0);
+    release(b);
+}
+
+struct block *cache_take(size_t len, size_t align, unsigned char pattern)
+{
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < rm_large.ncached; i++) {
+        struct block *b = blocks_find(rm_large.cached[i]);
+        /* Reuse only a close fit: a much bigger block would pin memory. */
+        if (b->pattern == pattern && b->mapped >= len && b->mapped - len <= len / 4 &&
+            (b->start & (align - 1)) == 0 &&
+            (best == SIZE_MAX || b->mapped < blocks_find(rm_large.cached[best])->mapped))
+            best = i;
+    }
+    if (best == SIZE_MAX)
+        return NULL;
+    struct block *b = blocks_find(rm_large.cached[best]);
+    cache_remove_at(best);
+    return b;
+}
+
+static void fill_run(uintptr_t start, size_t len, void *ctx)
+{
+    memset((void *)start, *(const unsigned char *)ctx, len);
+}
+
+/* Bring a freed reference-page block with `written` written pages back to
+ * the pattern, choosing how by their number. False if it cannot be cached. */
+bool restore_pattern(struct block *b, long written)
+{
+    size_t npages = b->mapped / os_page_size();
+    if (written < 0 || b->kind != REFMALLOC_BLOCK_REFPAGE || b->mixed ||
+        b->mapped > config()->cache_limit)
+        return false;
+    if (written == 0)
+        return true;
+    if ((size_t)written * DENSE_RATIO >= npages ||
+        (size_t)written * os_page_size() <= CHEAP_FILL_BYTES) {
+        pagemap_written(b->start, npages, fill_run, &b->pattern);
+        stat_add(ST_restored_by_fill, 1);
+    } else {
+        os_dontneed((void *)b->start, b->mapped);
+        stat_add(ST_restored_by_dontneed, 1);
+    }
+    return true;
+}
+
+void cache_put(struct block *b)
+{
+    uintptr_t start = b->start;
+    size_t mapped = b->mapped;
+    if (rm_large.ncached == CACHE_SLOTS)
+        cache_evict_oldest();
+    b = blocks_find(start);
+    b->state = BLOCK_CACHED;
+    rm_large.cached[rm_large.ncached++] = start;
+    rm_large.cache_bytes += mapped;
+    while (rm_large.cache_bytes > config()->cache_limit && rm_large.ncached > 0)
+        cache_evict_oldest();
+    stat_set(ST_cache_bytes, rm_large.cache_bytes);
+}

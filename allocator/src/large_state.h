@@ -1,0 +1,71 @@
+/* large_state: what the large-block manager's files share. large.c owns the
+ * state (allocation, free, mapping fresh memory, accounting); cache.c keeps
+ * freed blocks, resize.c grows and shrinks them, inspect.c describes them.
+ * Every function here expects rm_large.lock to be held. */
+#ifndef RM_LARGE_STATE_H
+#define RM_LARGE_STATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blocks.h"
+#include "large.h"
+#include "os.h"
+#include "stats.h"
+
+#define CACHE_SLOTS 64
+
+/* Mappings of a block of anonymous memory: its own and the reservation split. */
+#define EAGER_MAPPINGS 2
+
+struct large_state {
+    pthread_mutex_t lock;
+    bool started;            /* region and budget set up (or tried) */
+    bool region_ok;
+    size_t budget;           /* mappings we allow ourselves */
+    size_t mappings;         /* mappings accounted to blocks */
+    size_t refpage_mapped;   /* reference-page bytes mapped, live or cached */
+    uintptr_t cached[CACHE_SLOTS];  /* starts of cached blocks, oldest first */
+    size_t ncached;
+    size_t cache_bytes;
+    struct refmalloc_block_info *freed;  /* ring of FREED_RECORDS */
+    size_t nfreed;                       /* blocks ever recorded */
+    bool warned[ST_COUNT];
+};
+
+extern struct large_state rm_large;
+
+static inline size_t page_round(size_t n)
+{
+    size_t page = os_page_size();
+    return (n + page - 1) & ~(page - 1);
+}
+
+/* large.c */
+enum fresh { FRESH_REFPAGE, FRESH_EAGER, FRESH_ZERO, FRESH_FAILED };
+/* Map [at, at+len) with fresh memory for block b: zero pages, reference
+ * pages, or anonymous memory the caller must fill (FRESH_EAGER). */
+enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero);
+void account_mappings(long delta);
+void live_refpage_change(const struct block *b, long delta);
+bool budget_allows(size_t need);
+size_t capacity_for(size_t len);
+uintptr_t reserve_range(size_t len, size_t align, size_t *got);
+void release(struct block *b);
+struct block *live_block(const void *p, const char *caller);
+void trace(const char *op, uintptr_t addr, size_t size);
+
+/* cache.c */
+struct block *cache_take(size_t len, size_t align, unsigned char pattern);
+bool restore_pattern(struct block *b, long written);
+void cache_put(struct block *b);
+void cache_evict_oldest(void);
+
+/* inspect.c */
+long written_pages(const struct block *b);
+void block_info(const struct block *b, long written, struct refmalloc_block_info *info);
+void record_freed(const struct block *b, long written);
+
+#endif

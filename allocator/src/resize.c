@@ -1,0 +1,175 @@
+/* resize: realloc of large blocks. They grow in place into the room after
+ * them, move without copying where the kernel allows, shrink by giving pages
+ * back; the bytes they gain always hold the pattern. */
+#include <errno.h>
+#include <string.h>
+
+#include "large_state.h"
+#include "pagemap.h"
+#include "region.h"
+
+/* Map [b->start + b->mapped, + grow) freshly, filling eager parts. */
+static bool map_tail(struct block *b, size_t grow)
+{
+    uintptr_t at = b->start + b->mapped;
+    enum fresh f = map_fresh(b, at, grow, false);
+    if (f == FRESH_FAILED)
+        return false;
+    if (f == FRESH_EAGER)
+        memset((void *)at, b->pattern, grow);
+    if (f == FRESH_REFPAGE) {
+        rm_large.refpage_mapped += grow;
+        live_refpage_change(b, (long)grow);
+    }
+    if ((b->kind == REFMALLOC_BLOCK_REFPAGE) != (f == FRESH_REFPAGE))
+        b->mixed = true;
+    b->mapped += grow;
+    return true;
+}
+
+static void copy_run(uintptr_t start, size_t len, void *ctx)
+{
+    const uintptr_t *delta = ctx;
+    memcpy((void *)(start + *delta), (const void *)start, len);
+}
+
+/* Build nb (start and capacity set) as a copy of old grown to len bytes, on
+ * fresh memory. When both are reference pages only the pages the program
+ * wrote are copied: the others hold the pattern on both sides. */
+static bool copy_into(struct block *nb, const struct block *old, size_t len)
+{
+    bool pure = old->kind == REFMALLOC_BLOCK_REFPAGE && !old->mixed;
+    nb->mapped = 0;
+    nb->mappings = 0;
+    nb->mixed = false;
+    enum fresh f = map_fresh(nb, nb->start, len, !pure);
+    if (f == FRESH_FAILED)
+        return false;
+    nb->mapped = len;
+    uintptr_t delta = nb->start - old->start;
+    if (f == FRESH_REFPAGE) {
+        nb->kind = REFMALLOC_BLOCK_REFPAGE;
+        rm_large.refpage_mapped += len;
+        live_refpage_change(nb, (long)len);
+        if (pagemap_written(old->start, old->mapped / os_page_size(), copy_run, &delta) < 0)
+            memcpy((void *)nb->start, (const void *)old->start, old->mapped);
+    } else {
+        nb->kind = REFMALLOC_BLOCK_EAGER;
+        memcpy((void *)nb->start, (const void *)old->start, old->mapped);
+        memset((void *)(nb->start + old->mapped), nb->pattern, len - old->mapped);
+    }
+    return true;
+}
+
+/* Give up a block's range and accounting once its content lives elsewhere. */
+static void drop_range(const struct block *b)
+{
+    os_reserve_fixed((void *)b->start, b->capacity);
+    region_free(b->start, b->capacity);
+    account_mappings(-(long)b->mappings);
+    if (b->kind == REFMALLOC_BLOCK_REFPAGE) {
+        rm_large.refpage_mapped -= b->mapped;
+        live_refpage_change(b, -(long)b->mapped);
+    }
+}
+
+/* Grow block old (already out of the table) to len bytes at a new address.
+ * Its pages move without copying where the kernel moves several mappings at
+ * once (Linux 6.17+); elsewhere only the written pages are copied. NULL
+ * leaves old where it was. */
+static struct block *move_block(const struct block *old, size_t len)
+{
+    size_t capacity;
+    uintptr_t to = reserve_range(len, os_page_size(), &capacity);
+    if (!to)
+        return NULL;
+    struct block nb = *old;
+    nb.start = to;
+    nb.capacity = capacity;
+    if (os_move_fixed((void *)old->start, old->mapped, (void *)to)) {
+        os_reserve_fixed((void *)old->start, old->capacity);
+        if (!map_tail(&nb, len - old->mapped)) {
+            os_move_fixed((void *)to, old->mapped, (void *)old->start);
+            os_reserve_fixed((void *)to, capacity);
+            region_free(to, capacity);
+            return NULL;
+        }
+        region_free(old->start, old->capacity);
+    } else {
+        if (!copy_into(&nb, old, len)) {
+            region_free(to, capacity);
+            return NULL;
+        }
+        drop_range(old);
+    }
+    return blocks_insert(&nb);
+}
+
+void *large_realloc(void *p, size_t size, bool *unavailable)
+{
+    *unavailable = false;
+    if (size > (SIZE_MAX >> 2)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t len = page_round(size ? size : 1);
+    pthread_mutex_lock(&rm_large.lock);
+    struct block *b = live_block(p, "realloc()");
+    if (len <= b->mapped) {
+        if (len < b->mapped) {
+            size_t cut = b->mapped - len;
+            os_reserve_fixed((void *)(b->start + len), cut);
+            if (b->kind == REFMALLOC_BLOCK_REFPAGE) {
+                rm_large.refpage_mapped -= cut;
+                live_refpage_change(b, -(long)cut);
+            }
+            b->mapped = len;
+        }
+        /* Bytes past the new end may hold old data: a later grow must find
+         * the pattern there. */
+        if (size < b->size)
+            memset((void *)(b->start + size), b->pattern, len - size);
+        b->size = size;
+        stat_add(ST_realloc_in_place, 1);
+        trace("shrink", b->start, size);
+        pthread_mutex_unlock(&rm_large.lock);
+        return p;
+    }
+    if (!budget_allows(EAGER_MAPPINGS)) {
+        /* Growing needs a mapping or two more: past the budget the block
+         * moves to the next allocator instead. */
+        pthread_mutex_unlock(&rm_large.lock);
+        *unavailable = true;
+        return NULL;
+    }
+    if (len > b->capacity) {
+        size_t want = capacity_for(len);
+        if (region_extend(b->start, b->capacity, want))
+            b->capacity = want;
+        else if (region_extend(b->start, b->capacity, len))
+            b->capacity = len;
+    }
+    void *result;
+    if (len <= b->capacity) {
+        result = map_tail(b, len - b->mapped) ? p : NULL;
+        if (result)
+            stat_add(ST_realloc_in_place, 1);
+    } else {
+        struct block old = *b;
+        blocks_remove(b);
+        b = move_block(&old, len);
+        if (!b)
+            b = blocks_insert(&old);   /* a slot is free: this cannot fail */
+        else
+            stat_add(ST_realloc_moved, 1);
+        result = b->start != old.start ? (void *)b->start : NULL;
+    }
+    if (result) {
+        b->size = size;
+        trace("grow", b->start, size);
+    } else {
+        errno = ENOMEM;
+    }
+    pthread_mutex_unlock(&rm_large.lock);
+    return result;
+}
