@@ -19,6 +19,7 @@ void config_defaults(struct rm_config *cfg)
     cfg->reserve = (size_t)1 << 40;
     cfg->max_chunk = 32u << 20;
     cfg->refpages = true;
+    cfg->mremap = true;
     cfg->site_pattern = 0x55;
 }
 
@@ -182,6 +183,9 @@ static void apply(struct rm_config *cfg, struct span key, struct span val)
     } else if (span_is(key, "refpages")) {
         expect = "0 or 1";
         ok = parse_bool(val, &cfg->refpages);
+    } else if (span_is(key, "mremap")) {
+        expect = "0 or 1";
+        ok = parse_bool(val, &cfg->mremap);
     } else if (span_is(key, "verbose")) {
         expect = "0, 1 or 2";
         unsigned char v;
@@ -204,8 +208,8 @@ static void apply(struct rm_config *cfg, struct span key, struct span val)
         char k[64];
         out_diag("REFMALLOC_OPTIONS: unknown option '", span_text(key, k, sizeof k),
                  "' ignored (known: pattern, free_pattern, threshold, cache, report, "
-                 "verbose, max_mappings, reserve, refpages, max_chunk, sites, site_list, "
-                 "site_pattern)");
+                 "verbose, max_mappings, reserve, refpages, mremap, max_chunk, sites, "
+                 "site_list, site_pattern)");
         return;
     }
     if (!ok)

@@ -18,6 +18,7 @@ struct rm_config {
     size_t reserve;               /* reserved address range for large blocks */
     size_t max_chunk;             /* largest reference chunk */
     bool refpages;                /* false: every large block is eager */
+    bool mremap;                  /* false: realloc moves blocks by copying */
     int verbose;
     char report[RM_REPORT_PATH_MAX];
     char sites_log[RM_REPORT_PATH_MAX];   /* call sites written at exit */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "config.h"
 #include "large_state.h"
 #include "pagemap.h"
 #include "region.h"
@@ -86,7 +87,7 @@ static struct block *move_block(const struct block *old, size_t len)
     struct block nb = *old;
     nb.start = to;
     nb.capacity = capacity;
-    if (os_move_fixed((void *)old->start, old->mapped, (void *)to)) {
+    if (config()->mremap && os_move_fixed((void *)old->start, old->mapped, (void *)to)) {
         os_reserve_fixed((void *)old->start, old->capacity);
         if (!map_tail(&nb, len - old->mapped)) {
             os_move_fixed((void *)to, old->mapped, (void *)old->start);

@@ -1,0 +1,12 @@
+"""realloc moves large blocks without touching pages the program never wrote:
+by the kernel's move of several mappings (mremap=1, Linux 6.17+) or, forced
+with mremap=0 as on older kernels, by copying only the written pages."""
+
+import pytest
+from rmhelpers import assert_ok
+
+
+@pytest.mark.parametrize("mremap", ["1", "0"])
+def test_moved_blocks_keep_content_pattern_and_unwritten_pages(build, run_prog, mremap):
+    cp = assert_ok(run_prog(build("move.c"), [], options=f"mremap={mremap}"))
+    assert "OK move" in cp.stdout
