@@ -1,0 +1,260 @@
+"""The check itself: which runs, in which order, and the verdict."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyalloc.check import locate as loc
+from pyalloc.check.compare import ObservableResult, compare_runs
+from pyalloc.check.runner import Runner, RunResult, RunSpec, no_aslr
+from pyalloc.inject import is_python_command
+
+CLEAN, DEPENDENCE, INCONCLUSIVE = 0, 1, 3
+VERDICTS = {CLEAN: "clean", DEPENDENCE: "dependence", INCONCLUSIVE: "inconclusive"}
+
+DEFAULT_PATTERN = 0xAA
+#: Free patterns of the use-after-free differential (every bit differs).
+FREE_PATTERNS = (0xDD, 0x22)
+
+
+@dataclass
+class CheckConfig:
+    argv: Sequence[str]
+    lib: str
+    pattern: int = DEFAULT_PATTERN
+    free_pattern: bool = False
+    locate: bool = False
+    outputs: Sequence[str] = ()
+    stdin: bytes | None = None
+    timeout: float | None = None
+    jobs: int = 4
+    cwd: str | None = None
+    env: Mapping[str, str] | None = None
+    #: Extra REFMALLOC_OPTIONS for every run (threshold, ...).
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def other_pattern(self) -> int:
+        return self.pattern ^ 0xFF
+
+
+@dataclass
+class Comparison:
+    """One differential: baseline runs against runs of another configuration."""
+
+    kind: str  # "uninitialized" or "use-after-free"
+    baseline_label: str
+    other_label: str
+    patterns: tuple[int, int]
+    observables: list[ObservableResult]
+    confirmed: bool = False
+    #: Differences seen in the first runs that the confirmation runs did not repeat.
+    unconfirmed: list[str] = field(default_factory=list)
+
+    @property
+    def differences(self) -> list[ObservableResult]:
+        return [o for o in self.observables if o.state == "differs"]
+
+
+@dataclass
+class LocateResult:
+    sites_total: int = 0
+    runs: int = 0
+    sites: list[loc.NamedSite] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class CheckResult:
+    config: CheckConfig
+    verdict: int
+    runs: list[RunResult]
+    comparisons: list[Comparison]
+    notes: list[str]
+    aslr_disabled: bool
+    seconds: float
+    locate: LocateResult | None = None
+
+    @property
+    def verdict_name(self) -> str:
+        return VERDICTS[self.verdict]
+
+
+def _python_env(argv: Sequence[str], env: dict[str, str]) -> bool:
+    python = is_python_command(argv, env.get("PATH"))
+    if python:
+        # Hash randomisation reorders sets and dicts from run to run.
+        env.setdefault("PYTHONHASHSEED", "0")
+    return python
+
+
+def _compare(
+    kind: str,
+    base: Sequence[RunResult],
+    other: Sequence[RunResult],
+    patterns: tuple[int, int],
+) -> Comparison:
+    return Comparison(
+        kind,
+        base[0].spec.label,
+        other[0].spec.label,
+        patterns,
+        compare_runs(base, other, patterns),
+    )
+
+
+def _deterministic_left(observables: Sequence[ObservableResult]) -> bool:
+    status = observables[0]
+    if status.state == "excluded":
+        return False
+    content = [o for o in observables[1:] if o.state != "absent"]
+    if not content:
+        return True
+    return any(o.state != "excluded" for o in content)
+
+
+def run_check(config: CheckConfig) -> CheckResult:
+    """Run the command under the patterns and compare; see ``refmalloc check --help``."""
+    start = time.monotonic()
+    env = dict(os.environ if config.env is None else config.env)
+    python = _python_env(config.argv, env)
+    runner = Runner(
+        argv=config.argv,
+        base_env=env,
+        lib=config.lib,
+        python=python,
+        outputs=config.outputs,
+        stdin=config.stdin,
+        timeout=config.timeout,
+        cwd=config.cwd,
+        jobs=config.jobs,
+    )
+    pa, pb = config.pattern, config.other_pattern
+    common: dict[str, object] = dict(config.options)
+    if config.free_pattern:
+        common["free_pattern"] = FREE_PATTERNS[0]
+
+    def spec(label: str, **extra: object) -> RunSpec:
+        return RunSpec(label, {**common, "pattern": pa, **extra})
+
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="refmalloc-check-") as tmp, no_aslr() as aslr_off:
+        if not aslr_off:
+            notes.append("address-space randomisation could not be turned off")
+        sites_dir = Path(tmp, "sites")
+        sites_dir.mkdir()
+        first_extra: dict[str, object] = {}
+        if config.locate:
+            first_extra["sites"] = str(sites_dir / "sites.%p")
+        specs = [
+            spec("A1", **first_extra),
+            spec("B1", pattern=pb),
+            spec("A2"),
+        ]
+        if config.free_pattern:
+            specs.append(spec("F1", free_pattern=FREE_PATTERNS[1]))
+        results = runner.run_all(specs)
+        by = {r.spec.label: r for r in results}
+        base = [by["A1"], by["A2"]]
+        comparisons = [_compare("uninitialized", base, [by["B1"]], (pa, pb))]
+        if config.free_pattern:
+            comparisons.append(_compare("use-after-free", base, [by["F1"]], FREE_PATTERNS))
+        # Confirmation: a difference must repeat under both configurations.
+        if any(c.differences for c in comparisons):
+            confirm = [spec("A3"), spec("B2", pattern=pb)]
+            if config.free_pattern and comparisons[1].differences:
+                confirm.append(spec("F2", free_pattern=FREE_PATTERNS[1]))
+            more = runner.run_all(confirm)
+            results += more
+            by.update({r.spec.label: r for r in more})
+            base = [by["A1"], by["A2"], by["A3"]]
+            first = comparisons
+            comparisons = [_compare("uninitialized", base, [by["B1"], by["B2"]], (pa, pb))]
+            if config.free_pattern:
+                others = [by["F1"]] + ([by["F2"]] if "F2" in by else [])
+                comparisons.append(_compare("use-after-free", base, others, FREE_PATTERNS))
+            for old, new in zip(first, comparisons, strict=True):
+                new.confirmed = bool(new.differences)
+                seen = {o.name for o in new.differences}
+                new.unconfirmed = [o.name for o in old.differences if o.name not in seen]
+        differs = any(c.differences for c in comparisons)
+        if differs:
+            verdict = DEPENDENCE
+        elif _deterministic_left(comparisons[0].observables):
+            verdict = CLEAN
+        else:
+            verdict = INCONCLUSIVE
+        located = None
+        if config.locate:
+            if comparisons[0].differences:
+                located = _locate(config, runner, base, sites_dir, Path(tmp), env, (pa, pb))
+            else:
+                located = LocateResult(note="nothing to locate: no uninitialized-read finding")
+    return CheckResult(
+        config=config,
+        verdict=verdict,
+        runs=results,
+        comparisons=comparisons,
+        notes=notes,
+        aslr_disabled=aslr_off,
+        seconds=time.monotonic() - start,
+        locate=located,
+    )
+
+
+def _locate(
+    config: CheckConfig,
+    runner: Runner,
+    base: Sequence[RunResult],
+    sites_dir: Path,
+    tmp: Path,
+    env: Mapping[str, str],
+    patterns: tuple[int, int],
+) -> LocateResult:
+    sites = loc.merge_logs(sorted(sites_dir.glob("sites.*")))
+    result = LocateResult(sites_total=len(sites))
+    if not sites:
+        result.note = "the run recorded no allocation sites"
+        return result
+    counter = [0]
+
+    def positive(sets: Sequence[Sequence[loc.Site]]) -> list[bool]:
+        specs = []
+        for chosen in sets:
+            counter[0] += 1
+            listing = tmp / f"list{counter[0]}"
+            loc.write_list(listing, chosen)
+            specs.append(
+                RunSpec(
+                    f"L{counter[0]}",
+                    {
+                        **config.options,
+                        "pattern": patterns[0],
+                        "site_list": str(listing),
+                        "site_pattern": patterns[1],
+                    },
+                )
+            )
+        runs = runner.run_all(specs)
+        return [
+            any(o.state == "differs" for o in compare_runs(base, [run], patterns)) for run in runs
+        ]
+
+    if not positive([sites])[0]:
+        result.runs = counter[0]
+        result.note = (
+            "flipping the pattern of every logged site does not reproduce the difference "
+            "(blocks from unlogged sites, e.g. allocated before the library started logging)"
+        )
+        return result
+    found = loc.bisect(sites, positive)
+    result.runs = counter[0]
+    result.sites = [loc.name_site(s, config.cwd, env.get("PATH")) for s in found]
+    if len(found) >= loc.MAX_SITES:
+        result.note = f"stopped after {loc.MAX_SITES} sites"
+    return result

@@ -1,0 +1,70 @@
+"""pytest --refmalloc-check: the session under two patterns, tests whose outcome
+depends on the pattern reported and the session failed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+TESTS = textwrap.dedent(
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.calloc.restype = ctypes.c_void_p
+    libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+
+
+    def test_clean():
+        assert ctypes.string_at(libc.calloc(1, 32), 4) == bytes(4)
+
+
+    def test_reads_fresh_memory():
+        flag = ctypes.string_at(libc.malloc(32), 1)[0]
+        assert flag & 1 == 0, f"flag byte {flag:#x}"
+
+
+    def test_always_fails():
+        assert 1 + 1 == 3
+    """
+)
+
+
+def _pytest(lib, tmp_path, *args):
+    env = {**os.environ, "REFMALLOC_LIB": lib}
+    for var in ("LD_PRELOAD", "REFMALLOC_OPTIONS", "PYTHONMALLOC"):
+        env.pop(var, None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "pyalloc.pytest_check", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_pattern_dependent_test_is_reported_and_fails_the_session(lib, tmp_path):
+    (tmp_path / "test_demo.py").write_text(TESTS)
+    cp = _pytest(lib, tmp_path, "--refmalloc-check", "-q", "test_demo.py")
+    out = cp.stdout
+    assert cp.returncode == 1, out + cp.stderr
+    assert (
+        "PATTERN-DEPENDENT test_demo.py::test_reads_fresh_memory: passed under 0xaa, "
+        "failed under 0x55 (fails under 0x55)" in out
+    ), out
+    assert "flag byte 0x55" in out
+    # Failing the same way under both patterns is an ordinary failure, not a finding.
+    assert "PATTERN-DEPENDENT test_demo.py::test_always_fails" not in out
+    assert "PATTERN-DEPENDENT test_demo.py::test_clean" not in out
+
+
+def test_clean_session_keeps_its_exit_status(lib, tmp_path):
+    (tmp_path / "test_ok.py").write_text("def test_a():\n    assert bytearray(8) == bytes(8)\n")
+    cp = _pytest(lib, tmp_path, "--refmalloc-check", "-q", "test_ok.py")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "no test's outcome depends on the pattern" in cp.stdout
