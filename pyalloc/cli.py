@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from pyalloc._version import __version__
+from pyalloc.commands.check import check_command
 from pyalloc.commands.lib_path import lib_path_command
+from pyalloc.commands.report import report_command
 from pyalloc.commands.run import run_command
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -26,5 +28,7 @@ def main() -> None:
     """
 
 
+main.add_command(check_command)
 main.add_command(lib_path_command)
 main.add_command(run_command)
+main.add_command(report_command)

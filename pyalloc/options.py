@@ -145,18 +145,38 @@ def merge_options(existing: str | None, overrides: Mapping[str, object]) -> str:
     return ",".join([*kept, new] if new else kept)
 
 
+def _describe_size(value: int) -> str:
+    for shift, suffix in ((40, "t"), (30, "g"), (20, "m"), (10, "k")):
+        if value >= 1 << shift and value % (1 << shift) == 0:
+            return f"{value >> shift}{suffix}"
+    return str(value)
+
+
 class SizeParamType(click.ParamType):
-    """A size option: bytes with an optional k/m/g/t suffix."""
+    """A size option: bytes with an optional k/m/g/t suffix, within [minimum, maximum]."""
 
     name = "size"
 
+    def __init__(self, minimum: int = 0, maximum: int = SIZE_MAX) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        try:
-            return parse_size(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+            number = value
+        else:
+            try:
+                number = parse_size(str(value))
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if not self.minimum <= number <= self.maximum:
+            self.fail(
+                f"{value!r} is out of range: expected a size between "
+                f"{_describe_size(self.minimum)} and {_describe_size(self.maximum)}",
+                param,
+                ctx,
+            )
+        return number
 
 
 class ByteParamType(click.ParamType):
@@ -184,5 +204,11 @@ class ByteParamType(click.ParamType):
 
 
 SIZE: Final = SizeParamType()
+#: The ranges the library accepts (allocator/src/config.c); outside them it would warn
+#: and use its default, so the CLI refuses such values up front.
+THRESHOLD: Final = SizeParamType(1, 1 << 40)
+RESERVE: Final = SizeParamType(1 << 30, 64 << 40)
+MAX_CHUNK: Final = SizeParamType(64 << 10, 1 << 30)
+MAX_MAPPINGS: Final = click.IntRange(min=16)
 BYTE: Final = ByteParamType()
 BYTE_OR_OFF: Final = ByteParamType(allow_off=True)

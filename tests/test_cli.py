@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,11 +19,13 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from rmhelpers import STACKED
 
 import pyalloc
 from pyalloc.cli import main
-from pyalloc.inject import child_env, preload_value, split_preload
+from pyalloc.inject import child_env, is_python_command, preload_value, split_preload
 from pyalloc.options import (
+    KNOWN_KEYS,
     format_byte,
     format_options,
     merge_options,
@@ -77,7 +80,7 @@ def environ(**changes: str | None) -> dict[str, str]:
 
 def clean_env() -> dict[str, str]:
     """The test process's environment without any refmalloc settings of its own."""
-    return environ(LD_PRELOAD=None, REFMALLOC_OPTIONS=None)
+    return environ(LD_PRELOAD=None, REFMALLOC_OPTIONS=None, PYTHONMALLOC=None)
 
 
 def libc_path() -> str:
@@ -283,6 +286,17 @@ def test_run_without_library_exits_125(tmp_path: Path) -> None:
         (["--free-pattern", "256"], "Invalid value for '--free-pattern'"),
         (["--threshold", "12x"], "Invalid value for '--threshold'"),
         (["--threshold", "-1"], "Invalid value for '--threshold'"),
+        (["--threshold", "0"], "expected a size between 1 and 1t"),
+        (["--threshold", "2t"], "expected a size between 1 and 1t"),
+        (["--cache", "1.5m"], "Invalid value for '--cache'"),
+        (["--max-chunk", "4k"], "expected a size between 64k and 1g"),
+        (["--reserve", "512m"], "expected a size between 1g and 64t"),
+        (["--max-mappings", "15"], "Invalid value for '--max-mappings'"),
+        (["--max-mappings", "many"], "Invalid value for '--max-mappings'"),
+        (["--backend", "nosuchalloc"], "unknown backend 'nosuchalloc'"),
+        (["--backend", "./nosuch.so"], "backend './nosuch.so': no such file"),
+        (["--backend", "/etc/hostname"], "not an ELF shared object"),
+        (["--backend", "/etc"], "not a regular file"),
     ],
 )
 def test_run_bad_option_values(args: list[str], message: str) -> None:
@@ -322,8 +336,13 @@ def test_help_and_version() -> None:
     assert "run" in result.output and "lib-path" in result.output
     result = runner.invoke(main, ["run", "--help"])
     assert result.exit_code == 0
-    for option in ("--pattern", "--free-pattern", "--threshold", "--report", "--verbose"):
+    for key in KNOWN_KEYS:
+        assert f"--{key.replace('_', '-')}" in result.output, key
+    for option in ("--backend", "--python-malloc", "--no-python-malloc", "--summary"):
         assert option in result.output
+    result = runner.invoke(main, ["report", "--help"])
+    assert result.exit_code == 0
+    assert "--json" in result.output and "--plot" in result.output
     result = runner.invoke(main, ["--version"])
     assert result.exit_code == 0
     assert pyalloc.__version__ in result.output
@@ -365,6 +384,9 @@ def test_run_command_not_found() -> None:
     result = refmalloc("run", "--", "refmalloc-no-such-command-xyz", env=clean_env())
     assert result.returncode == 127
     assert b"refmalloc: command not found: refmalloc-no-such-command-xyz" in result.stderr
+    result = refmalloc("run", "--summary", "--", "refmalloc-no-such-command-xyz", env=clean_env())
+    assert result.returncode == 127
+    assert result.stderr == b"refmalloc: command not found: refmalloc-no-such-command-xyz\n"
 
 
 def test_run_not_executable(tmp_path: Path) -> None:
@@ -434,8 +456,233 @@ def test_run_writes_report(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr.decode()
-    assert b"no report" not in result.stderr
+    assert result.stderr == b""
     data = json.loads(report.read_text())
-    assert data["pattern"] == 0x5C
-    assert data["threshold"] == 64 << 10
-    assert isinstance(data["stats"], dict)
+    assert data["refmalloc_run"] == 1
+    assert data["command"] == [sys.executable, "-c", "pass"]
+    assert data["exit_status"] == 0
+    (proc,) = data["processes"]
+    assert proc["pid"] == data["pid"]
+    assert proc["pattern"] == 0x5C
+    assert proc["threshold"] == 64 << 10
+    assert isinstance(proc["stats"], dict)
+    assert set(proc["memory"]) == {"anonymous", "pss"}
+    assert not [p for p in tmp_path.iterdir() if p.name != "report.json"]
+
+
+# --- all options, backends, PYTHONMALLOC ---------------------------------------------
+
+SHOW_ENV = 'printf "%s\\n%s\\n%s\\n" "$LD_PRELOAD" "$REFMALLOC_OPTIONS" "${PYTHONMALLOC-unset}"'
+
+
+def show_env(*args: str, env: dict[str, str] | None = None) -> tuple[list[str], str, str]:
+    result = refmalloc("run", *args, "--", "sh", "-c", SHOW_ENV, env=env or clean_env())
+    assert result.returncode == 0, result.stderr.decode()
+    preload, options, pythonmalloc = result.stdout.decode().splitlines()
+    return preload.split(":"), options, pythonmalloc
+
+
+def test_run_sets_every_option() -> None:
+    preload, options, pythonmalloc = show_env(
+        "--pattern=170", "--free-pattern=off", "--threshold=1m", "--cache=0",
+        "--max-mappings=100", "--reserve=2g", "--no-refpages", "--max-chunk=128k", "-vv",
+    )  # fmt: skip
+    assert preload == [pyalloc.lib_path()]
+    assert options == (
+        "pattern=0xaa,free_pattern=off,threshold=1048576,cache=0,max_mappings=100,"
+        "reserve=2147483648,refpages=0,max_chunk=131072,verbose=2"
+    )
+    assert pythonmalloc == "unset"  # sh is not Python
+    assert show_env("--refpages", "--free-pattern", "0x11")[1] == "free_pattern=0x11,refpages=1"
+
+
+def test_run_every_option_is_accepted_by_the_library() -> None:
+    """The values the CLI writes are ones the library takes without a complaint."""
+    result = refmalloc(
+        "run", "--pattern", "0x33", "--free-pattern", "0x44", "--threshold", "200k",
+        "--cache", "1m", "--max-mappings", "1000", "--reserve", "4g", "--refpages",
+        "--max-chunk", "1m", "--", sys.executable, "-c", MALLOC_PROBE, "100", "300000",
+        env=clean_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr == b""
+    assert result.stdout.decode().split() == ["100", "33", "300000", "33"]
+
+
+@pytest.mark.parametrize("name", ["jemalloc", "mimalloc", "tcmalloc"])
+def test_run_backend_is_preloaded_after_refmalloc(name: str) -> None:
+    path, package = STACKED[name]
+    # An allocator already preloaded is replaced by the one asked for.
+    other = next(p for n, (p, _) in STACKED.items() if n != name)
+    env = environ(LD_PRELOAD=f"{other}:{libc_path()}", REFMALLOC_OPTIONS=None)
+    preload, _, _ = show_env("--backend", name, env=env)
+    assert preload == [pyalloc.lib_path(), path, libc_path()], package
+    # It really serves the program, and the pattern is still there.
+    result = refmalloc(
+        "run", "--backend", name, "--pattern", "0x5c", "--", sys.executable, "-c",
+        MALLOC_PROBE + "print(open('/proc/self/maps').read())", "24", "5000", "1000000",
+        env=clean_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    assert out.splitlines()[:3] == ["24 5c", "5000 5c", "1000000 5c"]
+    assert os.path.basename(path) in out and "librefmalloc.so" in out
+
+
+def test_run_backend_glibc_and_path() -> None:
+    jemalloc = STACKED["jemalloc"][0]
+    env = environ(LD_PRELOAD=f"{jemalloc}:{libc_path()}", REFMALLOC_OPTIONS=None)
+    assert show_env("--backend", "glibc", env=env)[0] == [pyalloc.lib_path(), libc_path()]
+    preload = show_env("--backend", STACKED["mimalloc"][0], env=env)[0]
+    assert preload == [pyalloc.lib_path(), STACKED["mimalloc"][0], libc_path()]
+
+
+def test_run_backend_path_must_be_preloadable(tmp_path: Path) -> None:
+    odd = tmp_path / "my lib.so"
+    shutil.copy(STACKED["jemalloc"][0], odd)
+    result = CliRunner().invoke(main, ["run", "--backend", str(odd), "--", "true"])
+    assert result.exit_code == 2
+    assert "cannot hold a path containing a space" in result.output
+
+
+def test_run_backend_missing_names_the_debian_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyalloc import backends
+
+    monkeypatch.setattr(backends, "library_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(backends, "_ldconfig_lookup", lambda soname: None)
+    for name, (path, package) in STACKED.items():
+        result = CliRunner().invoke(main, ["run", "--backend", name, "--", "true"])
+        assert result.exit_code == 2
+        assert f"{os.path.basename(path)} not found" in result.output
+        assert f"Debian package {package} (apt-get install {package})" in result.output
+
+
+def test_is_python_command(tmp_path: Path) -> None:
+    script = tmp_path / "tool"
+    script.write_text("#!/usr/bin/env python3\nprint(1)\n")
+    script.chmod(0o755)
+    direct = tmp_path / "tool2"
+    direct.write_text(f"#!{sys.executable} -E\n")
+    shell = tmp_path / "tool3"
+    shell.write_text("#!/bin/sh\n")
+    assert is_python_command([sys.executable, "-c", "pass"])
+    assert is_python_command(["python3.11"])
+    assert is_python_command(["pypy3"])
+    assert is_python_command([str(script)])
+    assert is_python_command([str(direct)])
+    assert is_python_command(["tool"], path=str(tmp_path))
+    assert not is_python_command([str(shell)])
+    assert not is_python_command(["sh", "-c", "python3"])
+    assert not is_python_command(["no-such-command-xyz"])
+    assert not is_python_command([])
+
+
+def test_run_python_malloc() -> None:
+    code = "import os; print(os.environ.get('PYTHONMALLOC'))"
+    for args, expected in [
+        ((), "malloc"),
+        (("--no-python-malloc",), "None"),
+        (("--python-malloc",), "malloc"),
+    ]:
+        result = refmalloc("run", *args, "--", sys.executable, "-c", code, env=clean_env())
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.decode().strip() == expected, args
+    assert show_env("--python-malloc")[2] == "malloc"
+
+
+# --- reports of several processes, --summary ------------------------------------------
+
+FORKING = """
+import os, subprocess, sys
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)
+os.waitpid(pid, 0)
+subprocess.run([sys.executable, "-c", "import sys; sys.exit(0)"], check=True)
+print(os.getpid(), pid)
+"""
+
+
+def test_run_report_of_a_forking_program(tmp_path: Path) -> None:
+    report = tmp_path / "run.json"
+    result = refmalloc(
+        "run", "--report", str(report), "--", sys.executable, "-c", FORKING, env=clean_env()
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    top, forked = map(int, result.stdout.split())
+    data = json.loads(report.read_text())
+    pids = [p["pid"] for p in data["processes"]]
+    assert len(pids) == 3, pids  # the program, its forked child, the executed child
+    assert pids[0] == top == data["pid"]
+    assert forked in pids
+    # %p: one file per process instead.
+    each = tmp_path / "each-%p.json"
+    result = refmalloc(
+        "run", "--report", str(each), "--", sys.executable, "-c", FORKING, env=clean_env()
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    top, forked = map(int, result.stdout.split())
+    files = sorted(p.name for p in tmp_path.glob("each-*.json"))
+    assert len(files) == 3 and f"each-{top}.json" in files and f"each-{forked}.json" in files
+    assert json.loads((tmp_path / f"each-{top}.json").read_text())["pid"] == top
+
+
+def test_run_summary(tmp_path: Path) -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "a = np.empty(16 << 20, np.uint8); a[: 1 << 20] = 1\n"
+        "print('out'); print('err', file=sys.stderr); sys.exit(3)"
+    )
+    result = refmalloc(
+        "run", "--summary", "--pattern", "0x5c", "--", sys.executable, "-c", code,
+        env=clean_env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert result.stdout == b"out\n"
+    err = result.stderr.decode()
+    assert err.startswith("err\nrefmalloc summary: pid ")
+    for label in (
+        "pattern                   0x5c (free pattern off)",
+        "small blocks",
+        "refpage blocks",
+        "peak live refpage bytes   ",
+        "refpage pages written",
+        "eager memset would write",
+        "memory at exit            anonymous ",
+        "fallbacks                 none",
+    ):
+        assert label in err, label
+    peak = err.split("peak live refpage bytes", 1)[1].split()
+    assert peak[1] == "MiB" and float(peak[0]) >= 16.0
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_run_summary_of_a_killed_program() -> None:
+    result = refmalloc(
+        "run", "--summary", "--", sys.executable, "-c", "import os; os.kill(os.getpid(), 9)",
+        env=clean_env(),
+    )  # fmt: skip
+    assert result.returncode == 128 + 9
+    assert b"refmalloc: warning: no process wrote a report" in result.stderr
+
+
+def test_run_report_path_may_hold_a_comma(tmp_path: Path) -> None:
+    report = tmp_path / "a,b.json"
+    result = refmalloc("run", "--report", str(report), "--", sys.executable, "-c", "pass")
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(report.read_text())["processes"][0]["pid"] > 0
+
+
+def test_run_report_not_overwritten_if_created_meanwhile(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    code = f"open({str(report)!r}, 'w').write('mine')"
+    result = refmalloc("run", "--report", str(report), "--", sys.executable, "-c", code)
+    assert result.returncode == 0
+    assert report.read_text() == "mine"
+    err = result.stderr.decode()
+    assert f"refmalloc: report not written to {report}: it exists (never overwritten)" in err
+    kept = err.rsplit("kept in ", 1)[1].strip()
+    assert json.loads((Path(kept) / os.listdir(kept)[0]).read_text())["pid"] > 0
+    shutil.rmtree(kept)

@@ -10,3 +10,9 @@ from rmhelpers import assert_ok
 def test_moved_blocks_keep_content_pattern_and_unwritten_pages(build, run_prog, mremap):
     cp = assert_ok(run_prog(build("move.c"), [], options=f"mremap={mremap}"))
     assert "OK move" in cp.stdout
+
+
+@pytest.mark.parametrize(("options", "expected"), [("free_pattern=0xdd", "dd"), ("", "aa")])
+def test_large_block_read_after_free_sees_the_free_pattern(build, run_prog, options, expected):
+    cp = assert_ok(run_prog(build("uaf.c"), [expected], options=options or None))
+    assert f"OK uaf {expected}" in cp.stdout

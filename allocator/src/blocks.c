@@ -2,10 +2,16 @@
 
 #include "os.h"
 
+/* A removed entry leaves a tombstone, so that removing one block never moves
+ * another: callers may hold a block pointer while the cache evicts others.
+ * Only an insert (which may rehash) moves entries. */
+#define TOMBSTONE ((uintptr_t)1)   /* never a block start: those are page aligned */
+
 static struct {
     struct block *slots;
     size_t cap;           /* power of two */
-    size_t count;
+    size_t count;         /* live entries */
+    size_t tombstones;
 } table;
 
 static size_t slot_of(uintptr_t start, size_t cap)
@@ -20,6 +26,7 @@ struct block *blocks_find(uintptr_t start)
     if (table.cap == 0)
         return NULL;
     for (size_t i = slot_of(start, table.cap);; i = (i + 1) & (table.cap - 1)) {
+        /* Tombstones are skipped: they neither match nor end the chain. */
         if (table.slots[i].start == start)
             return &table.slots[i];
         if (table.slots[i].start == 0)
@@ -27,14 +34,17 @@ struct block *blocks_find(uintptr_t start)
     }
 }
 
-static bool grow(void)
+/* Rehash into a table with room for `more` entries: twice as large, or as
+ * large when tombstones are what fills it. */
+static bool grow(size_t more)
 {
-    size_t cap = table.cap ? table.cap * 2 : 256;
+    size_t cap = table.cap == 0 ? 256
+               : (table.count + more) * 4 > table.cap ? table.cap * 2 : table.cap;
     struct block *slots = os_alloc_meta(cap * sizeof(struct block));
     if (!slots)
         return false;
     for (size_t i = 0; i < table.cap; i++) {
-        if (table.slots[i].start == 0)
+        if (table.slots[i].start <= TOMBSTONE)
             continue;
         size_t j = slot_of(table.slots[i].start, cap);
         while (slots[j].start != 0)
@@ -45,16 +55,24 @@ static bool grow(void)
         os_free_meta(table.slots, table.cap * sizeof(struct block));
     table.slots = slots;
     table.cap = cap;
+    table.tombstones = 0;
     return true;
+}
+
+bool blocks_reserve(size_t n)
+{
+    return (table.count + table.tombstones + n) * 2 <= table.cap || grow(n);
 }
 
 struct block *blocks_insert(const struct block *b)
 {
-    if ((table.count + 1) * 2 > table.cap && !grow())
+    if (!blocks_reserve(1))
         return NULL;
     size_t i = slot_of(b->start, table.cap);
-    while (table.slots[i].start != 0)
+    while (table.slots[i].start > TOMBSTONE)
         i = (i + 1) & (table.cap - 1);
+    if (table.slots[i].start == TOMBSTONE)
+        table.tombstones--;
     table.slots[i] = *b;
     table.count++;
     return &table.slots[i];
@@ -62,25 +80,14 @@ struct block *blocks_insert(const struct block *b)
 
 void blocks_remove(struct block *b)
 {
-    /* Backward-shift deletion keeps probe chains intact without tombstones. */
-    size_t mask = table.cap - 1;
-    size_t hole = (size_t)(b - table.slots);
-    for (size_t i = (hole + 1) & mask; table.slots[i].start != 0; i = (i + 1) & mask) {
-        size_t home = slot_of(table.slots[i].start, table.cap);
-        /* Move entry i into the hole unless its home lies cyclically in (hole, i]. */
-        bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
-        if (!stays) {
-            table.slots[hole] = table.slots[i];
-            hole = i;
-        }
-    }
-    table.slots[hole].start = 0;
+    b->start = TOMBSTONE;
     table.count--;
+    table.tombstones++;
 }
 
 void blocks_each(void (*fn)(struct block *b, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < table.cap; i++)
-        if (table.slots[i].start != 0)
+        if (table.slots[i].start > TOMBSTONE)
             fn(&table.slots[i], ctx);
 }

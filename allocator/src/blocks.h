@@ -22,9 +22,12 @@ struct block {
 };
 
 struct block *blocks_find(uintptr_t start);
-/* Insert a copy of *b; returns the stored entry or NULL (no memory). */
+/* Insert a copy of *b; returns the stored entry or NULL (no memory). An
+ * insert may move every entry; a removal moves none. */
 struct block *blocks_insert(const struct block *b);
 void blocks_remove(struct block *b);
+/* Make sure n inserts will not fail (this may move every entry). */
+bool blocks_reserve(size_t n);
 /* Call fn on every block; fn must not insert or remove. */
 void blocks_each(void (*fn)(struct block *b, void *ctx), void *ctx);
 

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "large_state.h"
 #include "pagemap.h"
+#include "refpage.h"
 
 #define DENSE_RATIO 8
 #define CHEAP_FILL_BYTES (256u << 10)
@@ -86,4 +87,19 @@ void cache_put(struct block *b)
     while (rm_large.cache_bytes > config()->cache_limit && rm_large.ncached > 0)
         cache_evict_oldest();
     stat_set(ST_cache_bytes, rm_large.cache_bytes);
+}
+
+bool quarantine(struct block *b)
+{
+    if (b->kind != REFMALLOC_BLOCK_REFPAGE || b->mixed || b->mapped > config()->cache_limit)
+        return false;
+    size_t chunk = refpage_chunk_for(rm_large.refpage_mapped, b->mapped);
+    size_t need = refpage_mappings_for(b->mapped, chunk) + 1;
+    if (!budget_allows(need) ||
+        refpage_map(b->start, b->mapped, config()->free_pattern, chunk) != REFPAGE_OK)
+        return false;   /* the caller releases the whole range, whatever state it is in */
+    account_mappings((long)need - (long)b->mappings);
+    b->mappings = (uint32_t)need;
+    b->pattern = config()->free_pattern;
+    return true;
 }

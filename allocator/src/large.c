@@ -306,7 +306,8 @@ void large_free(void *p, const char *caller)
         stat_add(ST_freed_pages_written, (uint64_t)written);
     }
     record_freed(b, written);
-    if (restore_pattern(b, written)) {
+    bool keep = config()->free_pattern_on ? quarantine(b) : restore_pattern(b, written);
+    if (keep) {
         live_refpage_change(b, -(long)b->mapped);
         cache_put(b);
     } else {

@@ -62,6 +62,10 @@ struct block *cache_take(size_t len, size_t align, unsigned char pattern);
 bool restore_pattern(struct block *b, long written);
 void cache_put(struct block *b);
 void cache_evict_oldest(void);
+/* With free_pattern on: map the free pattern's reference pages over a freed
+ * block, which then waits in the cache (never reused for other patterns) so
+ * that reads after free see the free pattern, as in small blocks. */
+bool quarantine(struct block *b);
 
 /* inspect.c */
 long written_pages(const struct block *b);

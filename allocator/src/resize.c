@@ -74,16 +74,16 @@ static void drop_range(const struct block *b)
     }
 }
 
-/* Grow block old (already out of the table) to len bytes at a new address.
- * Its pages move without copying where the kernel moves several mappings at
- * once (Linux 6.17+); elsewhere only the written pages are copied. NULL
- * leaves old where it was. */
-static struct block *move_block(const struct block *old, size_t len)
+/* Grow block old to len bytes at a new address, described in *moved. Its
+ * pages move without copying where the kernel moves several mappings at once
+ * (Linux 6.17+); elsewhere only the written pages are copied. False leaves
+ * old where it was. Neither touches the block table. */
+static bool move_block(const struct block *old, size_t len, struct block *moved)
 {
     size_t capacity;
     uintptr_t to = reserve_range(len, os_page_size(), &capacity);
     if (!to)
-        return NULL;
+        return false;
     struct block nb = *old;
     nb.start = to;
     nb.capacity = capacity;
@@ -93,17 +93,18 @@ static struct block *move_block(const struct block *old, size_t len)
             os_move_fixed((void *)to, old->mapped, (void *)old->start);
             os_reserve_fixed((void *)to, capacity);
             region_free(to, capacity);
-            return NULL;
+            return false;
         }
         region_free(old->start, old->capacity);
     } else {
         if (!copy_into(&nb, old, len)) {
             region_free(to, capacity);
-            return NULL;
+            return false;
         }
         drop_range(old);
     }
-    return blocks_insert(&nb);
+    *moved = nb;
+    return true;
 }
 
 void *large_realloc(void *p, size_t size, bool *unavailable)
@@ -156,14 +157,17 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
         if (result)
             stat_add(ST_realloc_in_place, 1);
     } else {
-        struct block old = *b;
-        blocks_remove(b);
-        b = move_block(&old, len);
-        if (!b)
-            b = blocks_insert(&old);   /* a slot is free: this cannot fail */
-        else
+        /* Room in the table first: once the pages have moved, the new entry
+         * must go in. Evictions on the way only leave tombstones, so b stays. */
+        uintptr_t start = b->start;
+        struct block moved;
+        result = NULL;
+        if (blocks_reserve(1) && move_block(b = blocks_find(start), len, &moved)) {
+            blocks_remove(b);
+            b = blocks_insert(&moved);
+            result = (void *)b->start;
             stat_add(ST_realloc_moved, 1);
-        result = b->start != old.start ? (void *)b->start : NULL;
+        }
     }
     if (result) {
         b->size = size;

@@ -37,7 +37,7 @@ class CheckError(click.ClickException):
 @click.option(
     "--free-pattern",
     is_flag=True,
-    help="Also fill freed small blocks, with two patterns, and report behaviour that "
+    help="Also fill freed blocks, with two patterns, and report behaviour that "
     "depends on freed memory (use after free) as its own finding.",
 )
 @click.option(

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
-from pyalloc.inject import child_env
-from pyalloc.options import BYTE, BYTE_OR_OFF, SIZE
+from pyalloc import backends
+from pyalloc.inject import child_env, is_python_command
+from pyalloc.options import (
+    BYTE,
+    BYTE_OR_OFF,
+    MAX_CHUNK,
+    MAX_MAPPINGS,
+    RESERVE,
+    SIZE,
+    THRESHOLD,
+)
 
 #: refmalloc itself failed (library missing, unusable environment), as for env(1).
 EXIT_INTERNAL = 125
@@ -36,11 +49,9 @@ def _error(message: str) -> None:
 def _check_report(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
+    # refmalloc writes FILE itself once the run is over (the processes write into a
+    # private directory), so any path will do, commas included.
     path = os.path.abspath(value)
-    if "," in path:
-        raise click.BadParameter(
-            f"{value!r}: REFMALLOC_OPTIONS cannot carry a path containing a comma", ctx, param
-        )
     parent = os.path.dirname(path)
     if "%p" not in parent and not os.path.isdir(parent):
         raise click.BadParameter(f"directory {parent!r} does not exist", ctx, param)
@@ -51,7 +62,7 @@ def _check_report(ctx: click.Context, param: click.Parameter, value: str | None)
             ctx,
             param,
         )
-    # With %p the name is only known in the program (it expands to the pid there).
+    # With %p the names are only known at the end (one per process, by pid).
     return path
 
 
@@ -75,17 +86,43 @@ def _signals_to(proc: subprocess.Popen[bytes]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _check_backend(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Resolve --backend to the library to preload ("" for glibc: nothing)."""
+    if value is None:
+        return None
+    try:
+        path = backends.resolve(value)
+    except backends.BackendError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+    return path or ""
+
+
 def run_program(argv: Sequence[str], env: dict[str, str]) -> int:
     """Run ``argv`` with the caller's standard streams; return a shell-style exit status.
 
     The command's own status, 128+N if signal N killed it, 127 if it was not found,
     126 if it could not be executed.
     """
+    # The signal dispositions are changed only after the child exists: an ignored
+    # signal would stay ignored in the child across exec.
+    proc = start_program(argv, env)
+    if isinstance(proc, int):
+        return proc
+    return wait_program(proc)
+
+
+def wait_program(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for a started program as a shell does; its shell-style exit status."""
+    with _signals_to(proc):
+        status = proc.wait()
+    return 128 - status if status < 0 else status
+
+
+def start_program(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes] | int:
+    """Start ``argv``: the process, or the shell-style status if it could not start."""
     name = argv[0]
     try:
-        # The signal dispositions are changed only after the child exists: an ignored
-        # signal would stay ignored in the child across exec.
-        proc = subprocess.Popen(list(argv), env=env)
+        return subprocess.Popen(list(argv), env=env)
     except FileNotFoundError:
         if os.sep in name and os.path.lexists(name):
             # The file is there, its interpreter or loader is not.
@@ -99,9 +136,58 @@ def run_program(argv: Sequence[str], env: dict[str, str]) -> int:
     except OSError as exc:
         _error(f"cannot execute {name}: {exc.strerror or exc}")
         return EXIT_CANNOT_EXECUTE
-    with _signals_to(proc):
-        status = proc.wait()
-    return 128 - status if status < 0 else status
+
+
+def _report_dir() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="refmalloc-run-"))
+    if "," in str(directory):
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ValueError(
+            f"temporary directory {directory} contains a comma, which REFMALLOC_OPTIONS "
+            "cannot carry: set TMPDIR to another directory"
+        )
+    return directory
+
+
+def _deliver_reports(
+    directory: Path,
+    command: Sequence[str],
+    status: int,
+    pid: int | None,
+    report: str | None,
+    summary: bool,
+) -> None:
+    """Gather the per-process reports of a run; write --report, print --summary."""
+    from pyalloc import reports  # numpy: only when reports are asked for
+
+    processes, problems = reports.collect(directory, pid)
+    for problem in problems:
+        _error(f"warning: {problem}")
+    keep = False
+    if not processes:
+        _error(
+            "warning: no process wrote a report (all killed by a signal, ended with _exit, "
+            "or not dynamically linked?)"
+        )
+    elif report is not None:
+        targets: list[tuple[str, Any]]
+        if "%p" in report:
+            targets = [(reports.expand_pid(report, int(p["pid"])), p) for p in processes]
+        else:
+            targets = [(report, reports.run_report(command, status, pid, processes))]
+        for target, data in targets:
+            try:
+                reports.write_new(target, data)
+            except OSError as exc:
+                keep = True
+                why = "it exists (never overwritten)" if exc.errno == 17 else exc.strerror
+                _error(f"report not written to {target}: {why}")
+        if keep:
+            _error(f"the reports of this run are kept in {directory}")
+    if summary and processes:
+        click.echo(reports.render(reports.summarize(processes), "refmalloc summary"), err=True)
+    if not keep:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @click.command(
@@ -123,21 +209,73 @@ def run_program(argv: Sequence[str], env: dict[str, str]) -> int:
     "--free-pattern",
     type=BYTE_OR_OFF,
     metavar="BYTE|off",
-    help="Fill freed small blocks with this byte (library default off).",
+    help="Fill freed blocks with this byte (library default off).",
 )
 @click.option(
     "--threshold",
-    type=SIZE,
+    type=THRESHOLD,
     metavar="SIZE",
     help="Requests of at least SIZE are large blocks built from reference pages "
     "(library default 128k). SIZE: bytes, optional k/m/g/t suffix.",
 )
 @click.option(
+    "--cache",
+    type=SIZE,
+    metavar="SIZE",
+    help="Bytes of freed large blocks kept for reuse; 0 disables (library default 64m).",
+)
+@click.option(
+    "--max-mappings",
+    type=MAX_MAPPINGS,
+    metavar="N",
+    help="Mapping (VMA) budget, at least 16; beyond it large blocks are filled eagerly "
+    "(library default vm.max_map_count/4).",
+)
+@click.option(
+    "--reserve",
+    type=RESERVE,
+    metavar="SIZE",
+    help="Address range reserved for large blocks, 1g-64t (library default 1t).",
+)
+@click.option(
+    "--refpages/--no-refpages",
+    default=None,
+    help="--no-refpages forces the eager fallback (anonymous memory + memset) for every "
+    "large block.",
+)
+@click.option(
+    "--max-chunk",
+    type=MAX_CHUNK,
+    metavar="SIZE",
+    help="Largest reference chunk, 64k-1g (library default 64m).",
+)
+@click.option(
+    "--backend",
+    metavar="NAME|PATH",
+    callback=_check_backend,
+    help="Allocator for small blocks, preloaded right after refmalloc: glibc, jemalloc, "
+    "mimalloc, tcmalloc (Debian's libjemalloc2, libmimalloc2.0, libtcmalloc-minimal4) or "
+    "the path of a shared object. Replaces allocators already in LD_PRELOAD.",
+)
+@click.option(
+    "--python-malloc/--no-python-malloc",
+    default=None,
+    help="Set PYTHONMALLOC=malloc so that Python's small objects go through malloc too. "
+    "On by default when COMMAND is a Python interpreter or a Python script.",
+)
+@click.option(
     "--report",
     metavar="FILE",
     callback=_check_report,
-    help="Write a JSON report to FILE when the program exits; %p in FILE expands to "
-    "the pid. FILE must not exist yet.",
+    help="Write a JSON report to FILE at exit, with one entry per process of the run "
+    "(forked and executed children included). With %p in FILE, one file per process "
+    "instead (%p is its pid). FILE must not exist yet.",
+)
+@click.option(
+    "--summary",
+    is_flag=True,
+    help="Print a short table on stderr at exit: blocks and bytes per path, pages written, "
+    "memory saved against eager filling, PSS and anonymous memory, fallbacks.",
 )
 @click.option(
     "-v",
@@ -155,7 +293,15 @@ def run_command(
     pattern: int | None,
     free_pattern: int | str | None,
     threshold: int | None,
+    cache: int | None,
+    max_mappings: int | None,
+    reserve: int | None,
+    refpages: bool | None,
+    max_chunk: int | None,
+    backend: str | None,
+    python_malloc: bool | None,
     report: str | None,
+    summary: bool,
     verbose: int,
     command: tuple[str, ...],
 ) -> None:
@@ -168,23 +314,46 @@ def run_command(
     \b
     Examples:
       refmalloc run -- ./prog --its-own-options
-      refmalloc run --pattern 0x5c --report out.json -- python3 script.py
+      refmalloc run --pattern 0x5c --summary -- python3 script.py
+      refmalloc run --backend jemalloc --report run.json -- make -j2
     """
     options: dict[str, object] = {
         "pattern": pattern,
         "free_pattern": free_pattern,
         "threshold": threshold,
-        "report": report,
+        "cache": cache,
+        "max_mappings": max_mappings,
+        "reserve": reserve,
+        "refpages": refpages,
+        "max_chunk": max_chunk,
         "verbose": min(verbose, 2) if verbose else None,
     }
+    if python_malloc is None:
+        python_malloc = is_python_command(command, path=os.environ.get("PATH"))
+    directory: Path | None = None
     try:
-        env = child_env(options)
-    except (FileNotFoundError, ValueError) as exc:
+        if report is not None or summary:
+            directory = _report_dir()
+            options["report"] = str(directory / "report-%p.json")
+        env = child_env(
+            options,
+            backend=backend or None,
+            replace_allocators=backend is not None,
+            python_malloc=python_malloc,
+        )
+    except (FileNotFoundError, ValueError, OSError) as exc:
         _error(str(exc))
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
         ctx.exit(EXIT_INTERNAL)
     sys.stdout.flush()
     sys.stderr.flush()
-    status = run_program(command, env)
-    if report is not None and "%p" not in report and not os.path.lexists(report):
-        _error(f"warning: no report was written to {report}")
+    proc = start_program(command, env)
+    if isinstance(proc, int):  # never started: no reports to speak of
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        ctx.exit(proc)
+    status = wait_program(proc)
+    if directory is not None:
+        _deliver_reports(directory, command, status, proc.pid, report, summary)
     ctx.exit(status)

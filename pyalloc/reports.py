@@ -1,0 +1,427 @@
+"""Reports: read the library's JSON, collect one per process, analyse them with numpy.
+
+The library writes one JSON report per process at exit (``report=PATH`` in
+REFMALLOC_OPTIONS). ``refmalloc run --report FILE`` points every process of the run at a
+private directory (``report-%p.json``) and afterwards writes FILE as a *run report*:
+
+    {"refmalloc_run": 1, "command": [...], "exit_status": N, "pid": N,
+     "processes": [<library report>, ...]}
+
+with the command's own process first. :func:`load` reads either kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+RUN_FORMAT: Final = 1
+KINDS: Final = ("refpage", "eager", "zero")
+
+#: Fallback counters of the library, and what each means.
+FALLBACKS: Final = {
+    "fallback_budget": "mapping budget reached",
+    "fallback_memfd": "memfd could not be created",
+    "fallback_region": "reserved address range exhausted or absent",
+    "fallback_map": "mmap of a reference chunk failed",
+    "memfd_recreated": "memfd found closed or replaced, made anew",
+}
+
+_REQUIRED: Final = ("pid", "pattern", "threshold", "page_size", "stats")
+
+
+class ReportError(ValueError):
+    """A file that is not a refmalloc report (the message names the file and the problem)."""
+
+
+def _check_process(data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ReportError(f"{where}: not a refmalloc report (expected a JSON object)")
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise ReportError(
+            f"{where}: not a refmalloc report (missing {', '.join(repr(k) for k in missing)})"
+        )
+    if not isinstance(data["stats"], dict):
+        raise ReportError(f"{where}: 'stats' is not an object")
+    return data
+
+
+def parse(data: Any, where: str) -> list[dict[str, Any]]:
+    """The process reports in a decoded library report or run report."""
+    if isinstance(data, dict) and "processes" in data:
+        processes = data["processes"]
+        if not isinstance(processes, list):
+            raise ReportError(f"{where}: 'processes' is not a list")
+        return [_check_process(p, f"{where}: process {i}") for i, p in enumerate(processes)]
+    return [_check_process(data, where)]
+
+
+def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a report file: the process reports it holds (raises ReportError)."""
+    where = os.fspath(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ReportError(f"{where}: cannot read it ({exc.strerror})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        detail = "empty file" if not text.strip() else f"invalid JSON: {exc}"
+        raise ReportError(f"{where}: not a refmalloc report ({detail})") from exc
+    return parse(data, where)
+
+
+# --- collecting the reports of a run ---------------------------------------------------
+
+_COLLECTED_RE: Final = re.compile(r"report-([0-9]+)\.json")
+
+
+def collect(directory: Path, top_pid: int | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Process reports left in ``directory`` (as ``report-<pid>.json``) by a run.
+
+    Returns the reports, the command's own process first, then in the order they were
+    written; and a list of problems (unreadable files), which are not fatal.
+    """
+    found: list[tuple[bool, float, int, dict[str, Any]]] = []
+    problems: list[str] = []
+    for entry in directory.iterdir():
+        match = _COLLECTED_RE.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            (report,) = load(entry)
+        except (ReportError, ValueError) as exc:
+            problems.append(str(exc))
+            continue
+        pid = int(match.group(1))
+        found.append((pid != top_pid, entry.stat().st_mtime, pid, report))
+    found.sort(key=lambda item: item[:3])
+    return [item[3] for item in found], problems
+
+
+def run_report(
+    command: Sequence[str], exit_status: int, pid: int | None, processes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "refmalloc_run": RUN_FORMAT,
+        "command": list(command),
+        "exit_status": exit_status,
+        "pid": pid,
+        "processes": processes,
+    }
+
+
+def expand_pid(path: str, pid: int) -> str:
+    """Expand ``%p`` to the pid and ``%%`` to ``%``, as the library does."""
+    return re.sub(r"%[p%]", lambda m: str(pid) if m.group(0) == "%p" else "%", path)
+
+
+def write_new(path: str, data: Any) -> None:
+    """Write JSON to a file that must not exist yet (never overwrites, no symlinks)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+
+
+# --- analysis --------------------------------------------------------------------------
+
+
+@dataclass
+class Blocks:
+    """Large blocks of one or more processes as numpy columns (one row per block)."""
+
+    pid: npt.NDArray[np.int64]
+    live: npt.NDArray[np.bool_]
+    kind: npt.NDArray[np.str_]
+    size: npt.NDArray[np.int64]
+    pages: npt.NDArray[np.int64]
+    pages_written: npt.NDArray[np.int64]
+    page_size: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, processes: Iterable[dict[str, Any]]) -> Blocks:
+        rows: list[tuple[int, bool, str, int, int, int, int]] = []
+        for proc in processes:
+            for live, key in ((True, "live_blocks"), (False, "freed_blocks")):
+                for block in proc.get(key) or ():
+                    rows.append(
+                        (
+                            int(proc["pid"]),
+                            live,
+                            str(block.get("kind", "?")),
+                            int(block.get("size", 0)),
+                            int(block.get("pages", 0)),
+                            int(block.get("pages_written", 0)),
+                            int(proc["page_size"]),
+                        )
+                    )
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        return cls(
+            pid=np.array(columns[0], dtype=np.int64),
+            live=np.array(columns[1], dtype=np.bool_),
+            kind=np.array(columns[2], dtype=np.str_),
+            size=np.array(columns[3], dtype=np.int64),
+            pages=np.array(columns[4], dtype=np.int64),
+            pages_written=np.array(columns[5], dtype=np.int64),
+            page_size=np.array(columns[6], dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.pid)
+
+    @property
+    def pages_pattern(self) -> npt.NDArray[np.int64]:
+        """Pages never written: still the shared pattern page, or never touched."""
+        return self.pages - self.pages_written
+
+    @property
+    def eager_bytes(self) -> npt.NDArray[np.int64]:
+        """Memory a memset of the whole block would have dirtied."""
+        return self.pages * self.page_size
+
+    @property
+    def written_bytes(self) -> npt.NDArray[np.int64]:
+        return self.pages_written * self.page_size
+
+    @property
+    def saved_bytes(self) -> npt.NDArray[np.int64]:
+        """Memory saved against eager filling: 0 for blocks that were not refpage blocks."""
+        saved = self.eager_bytes - self.written_bytes
+        return np.where(self.kind == "refpage", saved, 0)
+
+
+@dataclass
+class Summary:
+    """The figures of one process, or the totals of several."""
+
+    pids: list[int]
+    pattern: list[int]
+    free_pattern: list[int | None]
+    threshold: list[int]
+    page_size: int
+    paths: dict[str, dict[str, int]]
+    cache: dict[str, int]
+    peak_refpage_bytes: int
+    refpage_pages: dict[str, int]
+    eager_equivalent: dict[str, int]
+    live_at_exit: dict[str, int]
+    memory: dict[str, int | None]
+    fallbacks: dict[str, int]
+    large_blocks_listed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _stat(proc: dict[str, Any], name: str) -> int:
+    return int(proc["stats"].get(name, 0))
+
+
+def summarize(processes: Sequence[dict[str, Any]]) -> Summary:
+    """Figures over the given process reports (totals; the peak is the largest peak)."""
+    if not processes:
+        raise ValueError("no process reports to summarize")
+    blocks = Blocks.of(processes)
+    page_sizes = {int(p["page_size"]) for p in processes}
+    page_size = page_sizes.pop() if len(page_sizes) == 1 else 0
+
+    def total(name: str) -> int:
+        return sum(_stat(p, name) for p in processes)
+
+    paths = {
+        kind: {"blocks": total(f"{kind}_allocs"), "bytes": total(f"{kind}_bytes")}
+        for kind in ("small", "refpage", "eager", "zero")
+    }
+    live_ref = blocks.live & (blocks.kind == "refpage")
+    live_pages = int(blocks.pages[live_ref].sum())
+    live_written = int(blocks.pages_written[live_ref].sum())
+    freed_pages = total("freed_pages")
+    freed_written = total("freed_pages_written")
+    pages = live_pages + freed_pages
+    written = live_written + freed_written
+    # Bytes: per process, since page sizes could differ between reports.
+    sizes = np.array([int(p["page_size"]) for p in processes], dtype=np.int64)
+    freed_pages_by = np.array([_stat(p, "freed_pages") for p in processes], dtype=np.int64)
+    freed_written_by = np.array(
+        [_stat(p, "freed_pages_written") for p in processes], dtype=np.int64
+    )
+    live_eager = int(blocks.eager_bytes[live_ref].sum())
+    live_written_bytes = int(blocks.written_bytes[live_ref].sum())
+    eager_bytes = live_eager + int((freed_pages_by * sizes).sum())
+    written_bytes = live_written_bytes + int((freed_written_by * sizes).sum())
+
+    memory: dict[str, int | None] = {"anonymous": None, "pss": None}
+    with_memory = [p["memory"] for p in processes if isinstance(p.get("memory"), dict)]
+    notes: list[str] = []
+    if with_memory:
+        for key in ("anonymous", "pss"):
+            memory[key] = sum(int(m.get(key, 0)) for m in with_memory)
+        if len(with_memory) < len(processes):
+            notes.append(
+                f"memory at exit known for {len(with_memory)} of {len(processes)} processes"
+            )
+    if len(processes) > 1:
+        notes.append(
+            "totals add up the processes; a forked child's counters include its "
+            "parent's up to the fork"
+        )
+    fallbacks = {name: total(name) for name in FALLBACKS}
+    return Summary(
+        pids=[int(p["pid"]) for p in processes],
+        pattern=sorted({int(p["pattern"]) for p in processes}),
+        free_pattern=sorted(
+            {p.get("free_pattern") for p in processes}, key=lambda v: -1 if v is None else v
+        ),
+        threshold=sorted({int(p["threshold"]) for p in processes}),
+        page_size=page_size,
+        paths=paths,
+        cache={
+            "hits": total("cache_hits"),
+            "misses": total("cache_misses"),
+            "restored_by_dontneed": total("restored_by_dontneed"),
+            "restored_by_fill": total("restored_by_fill"),
+        },
+        peak_refpage_bytes=max(_stat(p, "peak_refpage_bytes") for p in processes),
+        refpage_pages={"total": pages, "written": written, "never_written": pages - written},
+        eager_equivalent={
+            "eager_bytes": eager_bytes,
+            "written_bytes": written_bytes,
+            "saved_bytes": eager_bytes - written_bytes,
+        },
+        live_at_exit={
+            "refpage_blocks": int(live_ref.sum()),
+            "pages": live_pages,
+            "pages_written": live_written,
+            "eager_bytes": live_eager,
+            "written_bytes": live_written_bytes,
+        },
+        memory=memory,
+        fallbacks=fallbacks,
+        large_blocks_listed=len(blocks),
+        notes=notes,
+    )
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+def human(n: int | None) -> str:
+    """Bytes in binary units: ``1536`` -> ``"1.5 KiB"``."""
+    if n is None:
+        return "n/a"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def _bytes_list(values: Sequence[int | None]) -> str:
+    return ", ".join("off" if v is None else f"0x{v:02x}" for v in values)
+
+
+def render(summary: Summary, title: str = "refmalloc") -> str:
+    """The summary as a short, aligned table."""
+    s = summary
+    rows: list[tuple[str, str]] = []
+    procs = len(s.pids)
+    who = f"pid {s.pids[0]}" if procs == 1 else f"{procs} processes"
+    rows.append(
+        ("pattern", f"{_bytes_list(s.pattern)} (free pattern {_bytes_list(s.free_pattern)})")
+    )
+    rows.append(("threshold", ", ".join(human(t) for t in s.threshold)))
+    for kind in ("small", "refpage", "eager", "zero"):
+        label = {
+            "small": "small blocks",
+            "refpage": "refpage blocks",
+            "eager": "eager blocks",
+            "zero": "zero (calloc) blocks",
+        }[kind]
+        path = s.paths[kind]
+        rows.append((label, f"{path['blocks']:,} ({human(path['bytes'])})"))
+    rows.append(("peak live refpage bytes", human(s.peak_refpage_bytes)))
+    pages = s.refpage_pages
+    rows.append(
+        (
+            "refpage pages written",
+            f"{pages['written']:,} of {pages['total']:,} "
+            f"({_percent(pages['written'], pages['total'])}); "
+            f"never written {pages['never_written']:,}",
+        )
+    )
+    eq = s.eager_equivalent
+    rows.append(
+        (
+            "eager memset would write",
+            f"{human(eq['eager_bytes'])}; refpages wrote {human(eq['written_bytes'])}, "
+            f"saved {human(eq['saved_bytes'])}",
+        )
+    )
+    live = s.live_at_exit
+    rows.append(
+        (
+            "live refpage at exit",
+            f"{live['refpage_blocks']} blocks, {human(live['written_bytes'])} written of "
+            f"{human(live['eager_bytes'])}",
+        )
+    )
+    rows.append(
+        (
+            "memory at exit",
+            f"anonymous {human(s.memory['anonymous'])}, PSS {human(s.memory['pss'])}",
+        )
+    )
+    cache = s.cache
+    rows.append(("large block cache", f"{cache['hits']:,} hits, {cache['misses']:,} misses"))
+    taken = [f"{n:,} {FALLBACKS[k]}" for k, n in s.fallbacks.items() if n]
+    rows.append(("fallbacks", "; ".join(taken) if taken else "none"))
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{title}: {who}"]
+    lines.extend(f"  {label.ljust(width)}  {value}" for label, value in rows)
+    lines.extend(f"  note: {note}" for note in s.notes)
+    return "\n".join(lines)
+
+
+def render_processes(processes: Sequence[dict[str, Any]]) -> str:
+    """One line per process: its main figures."""
+    header = ("pid", "pattern", "small", "large", "refpage", "written/pages", "anonymous", "PSS")
+    table: list[tuple[str, ...]] = [header]
+    for proc in processes:
+        one = summarize([proc])
+        pages = one.refpage_pages
+        table.append(
+            (
+                str(proc["pid"]),
+                f"0x{int(proc['pattern']):02x}",
+                f"{one.paths['small']['blocks']:,}",
+                f"{_stat(proc, 'large_allocs'):,}",
+                human(one.paths["refpage"]["bytes"]),
+                f"{pages['written']:,}/{pages['total']:,}",
+                human(one.memory["anonymous"]),
+                human(one.memory["pss"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in table
+    )

@@ -1,0 +1,272 @@
+"""``refmalloc report``: reading reports, the numpy analysis, the table, --json, --plot.
+
+The analysis is checked on hand-made reports whose figures are known; one test renders
+a report written by the real library for a real program.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pyalloc import reports
+from pyalloc.cli import main
+from pyalloc.plot import MISSING_MESSAGE
+
+PAGE = 4096
+
+
+def process(
+    pid: int,
+    live: Sequence[tuple[int, int, str]] = (),
+    freed: Sequence[tuple[int, int, str]] = (),
+    **stats: int,
+) -> dict[str, Any]:
+    """A library report: blocks as (pages, pages_written, kind)."""
+
+    def block(pages: int, written: int, kind: str) -> dict[str, Any]:
+        return {
+            "address": 0x7F0000000000,
+            "size": pages * PAGE,
+            "usable": pages * PAGE,
+            "pages": pages,
+            "pages_written": written,
+            "kind": kind,
+        }
+
+    return {
+        "refmalloc": "0.1.0",
+        "pid": pid,
+        "pattern": 0xAA,
+        "free_pattern": None,
+        "threshold": 128 << 10,
+        "page_size": PAGE,
+        "stats": {"small_allocs": 10, "small_bytes": 1000, **stats},
+        "memory": {"anonymous": 3 * PAGE, "pss": 5 * PAGE},
+        "live_blocks": [block(*b) for b in live],
+        "freed_blocks": [block(*b) for b in freed],
+    }
+
+
+def write(path: Path, data: Any) -> str:
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+# --- analysis --------------------------------------------------------------------------
+
+
+def test_blocks_columns() -> None:
+    procs = [
+        process(1, live=[(100, 10, "refpage"), (50, 50, "eager")], freed=[(8, 2, "refpage")]),
+        process(2, live=[(4, 0, "zero")]),
+    ]
+    blocks = reports.Blocks.of(procs)
+    assert len(blocks) == 4
+    assert blocks.pid.tolist() == [1, 1, 1, 2]
+    assert blocks.live.tolist() == [True, True, False, True]
+    assert blocks.pages_pattern.tolist() == [90, 0, 6, 4]
+    # Eager and zero blocks save nothing against eager filling.
+    assert blocks.saved_bytes.tolist() == [90 * PAGE, 0, 6 * PAGE, 0]
+    assert blocks.saved_bytes.dtype == np.int64
+    empty = reports.Blocks.of([process(3)])
+    assert len(empty) == 0 and empty.saved_bytes.sum() == 0
+
+
+def test_summarize_totals() -> None:
+    one = process(
+        1,
+        live=[(100, 10, "refpage"), (50, 50, "eager")],
+        refpage_allocs=3,
+        refpage_bytes=300 * PAGE,
+        peak_refpage_bytes=200 * PAGE,
+        freed_pages=200,
+        freed_pages_written=20,
+        fallback_budget=1,
+    )
+    two = process(2, live=[(40, 40, "refpage")], peak_refpage_bytes=40 * PAGE, fallback_memfd=2)
+    s = reports.summarize([one, two])
+    assert s.pids == [1, 2]
+    assert s.paths["small"] == {"blocks": 20, "bytes": 2000}
+    assert s.paths["refpage"] == {"blocks": 3, "bytes": 300 * PAGE}
+    assert s.peak_refpage_bytes == 200 * PAGE  # the largest peak, not a sum
+    assert s.refpage_pages == {"total": 340, "written": 70, "never_written": 270}
+    assert s.eager_equivalent == {
+        "eager_bytes": 340 * PAGE,
+        "written_bytes": 70 * PAGE,
+        "saved_bytes": 270 * PAGE,
+    }
+    assert s.live_at_exit["refpage_blocks"] == 2
+    assert s.live_at_exit["eager_bytes"] == 140 * PAGE
+    assert s.memory == {"anonymous": 6 * PAGE, "pss": 10 * PAGE}
+    assert s.fallbacks["fallback_budget"] == 1
+    assert s.fallbacks["fallback_memfd"] == 2
+    assert s.large_blocks_listed == 3
+    text = reports.render(s)
+    assert "2 processes" in text
+    assert "70 of 340 (20.6%); never written 270" in text
+    assert "saved 1.1 MiB" in text
+    assert "1 mapping budget reached; 2 memfd could not be created" in text
+    assert "forked child" in text  # the caveat of summing forked processes
+
+
+def test_summarize_without_memory_section() -> None:
+    old = process(1)
+    del old["memory"], old["freed_blocks"]
+    s = reports.summarize([old])
+    assert s.memory == {"anonymous": None, "pss": None}
+    assert "anonymous n/a, PSS n/a" in reports.render(s)
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 << 30, "3.0 GiB")]
+)
+def test_human(n: int, text: str) -> None:
+    assert reports.human(n) == text
+
+
+def test_expand_pid() -> None:
+    assert reports.expand_pid("/tmp/r-%p.json", 42) == "/tmp/r-42.json"
+    assert reports.expand_pid("/tmp/100%%-%p", 7) == "/tmp/100%-7"
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def test_load_library_and_run_reports(tmp_path: Path) -> None:
+    single = write(tmp_path / "one.json", process(5))
+    assert [p["pid"] for p in reports.load(single)] == [5]
+    run = reports.run_report(["prog"], 0, 6, [process(6), process(7)])
+    assert [p["pid"] for p in reports.load(write(tmp_path / "run.json", run))] == [6, 7]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty file"),
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"pid": 1}', "missing 'pattern'"),
+        ('{"processes": 3}', "'processes' is not a list"),
+    ],
+)
+def test_report_rejects_bad_files(tmp_path: Path, content: str, message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = CliRunner().invoke(main, ["report", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: " in result.output and message in result.output
+
+
+def test_report_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "none.json")])
+    assert result.exit_code == 1
+    assert "cannot read it (No such file or directory)" in result.output
+
+
+def test_report_needs_a_file() -> None:
+    result = CliRunner().invoke(main, ["report"])
+    assert result.exit_code == 2
+    assert "Missing argument" in result.output
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+def test_report_table_and_json(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", process(11, live=[(10, 1, "refpage")]))
+    b = write(
+        tmp_path / "b.json",
+        reports.run_report(["x"], 0, 12, [process(12, freed_pages=4, freed_pages_written=4)]),
+    )
+    result = CliRunner().invoke(main, ["report", a, b])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("refmalloc report: 2 processes\n")
+    assert "5 of 14 (35.7%)" in result.output
+    lines = result.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("pid "))
+    assert lines[header + 1].split()[:2] == ["11", "0xaa"]
+    assert lines[header + 2].split()[:2] == ["12", "0xaa"]
+
+    result = CliRunner().invoke(main, ["report", "--json", a, b])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["files"] == [{"file": a, "pids": [11]}, {"file": b, "pids": [12]}]
+    assert doc["total"]["refpage_pages"] == {"total": 14, "written": 5, "never_written": 9}
+    assert [p["pids"] for p in doc["processes"]] == [[11], [12]]
+
+
+def test_report_plot(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "r.json",
+        process(1, live=[(300, 30, "refpage"), (20, 20, "eager")], freed=[(64, 64, "refpage")]),
+    )
+    out = tmp_path / "blocks.png"
+    result = CliRunner().invoke(main, ["report", "--plot", str(out), src])
+    assert result.exit_code == 0, result.output
+    assert f"plot written to {out}" in result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # No large blocks at all still gives a picture.
+    empty = write(tmp_path / "e.json", process(2))
+    assert (
+        CliRunner().invoke(main, ["report", "--plot", str(tmp_path / "e.svg"), empty]).exit_code
+        == 0
+    )
+    assert (tmp_path / "e.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_report_plot_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optional extra missing: a clear message, exit 1, no file."""
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import raises ImportError
+    src = write(tmp_path / "r.json", process(1))
+    out = tmp_path / "p.png"
+    result = CliRunner().invoke(main, ["report", "--plot", str(out), src])
+    assert result.exit_code == 1
+    assert MISSING_MESSAGE in result.output
+    assert "pip install 'refmalloc[plot]'" in result.output
+    assert not out.exists()
+
+
+def test_report_of_a_real_run(tmp_path: Path) -> None:
+    """A report written by the library for a real program renders, with its blocks."""
+    run = tmp_path / "run.json"
+    script = (
+        "import numpy as np\n"
+        "keep = np.empty(8 << 20, np.uint8)\n"
+        "keep[: 1 << 20] = 1\n"
+        "import pyalloc\n"
+        f"assert pyalloc.write_report({str(tmp_path / 'now.json')!r}) is None\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pyalloc", "run", "--report", str(run), "--", sys.executable],
+        input=script.encode(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    # The report written on request, mid-run, shows the live 8 MiB block, 1 MiB written.
+    (now,) = reports.load(tmp_path / "now.json")
+    big = [b for b in now["live_blocks"] if b["size"] == 8 << 20]
+    assert len(big) == 1 and big[0]["kind"] == "refpage"
+    page = now["page_size"]
+    assert big[0]["pages_written"] in range((1 << 20) // page, (1 << 20) // page + 2)
+    out = subprocess.run(
+        [sys.executable, "-m", "pyalloc", "report", str(tmp_path / "now.json"), str(run)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"refpage pages written" in out.stdout
+    assert b"memory at exit" in out.stdout
