@@ -9,6 +9,7 @@
 #include "os.h"
 #include "report.h"
 #include "sites.h"
+#include "stats.h"
 
 _Atomic int rm_runtime_state = RUNTIME_COLD;
 
@@ -18,8 +19,12 @@ static __thread bool starting_here;
 
 /* Around fork: hold every lock of the library so that the child starts
  * with none held by a thread that does not exist there. */
+/* The parent's pid, read before fork for the child's report. */
+static long forking_parent;
+
 static void fork_prepare(void)
 {
+    forking_parent = os_getpid();
     sites_fork_prepare();
     large_fork_prepare();
 }
@@ -34,6 +39,8 @@ static void fork_child(void)
 {
     large_fork_child();
     sites_fork_child();
+    stats_reset_events();
+    report_note_fork(forking_parent);
 }
 
 bool runtime_start(void)

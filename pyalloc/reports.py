@@ -273,8 +273,8 @@ def summarize(processes: Sequence[dict[str, Any]]) -> Summary:
             )
     if len(processes) > 1:
         notes.append(
-            "totals add up the processes; a forked child's counters include its "
-            "parent's up to the fork"
+            "totals add up the processes; a forked child counts events from the fork "
+            "on (its report names the parent in forked_from)"
         )
     fallbacks = {name: total(name) for name in FALLBACKS}
     return Summary(

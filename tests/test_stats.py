@@ -128,3 +128,14 @@ def test_no_report_without_option(build, run_prog, tmp_path):
     cp = assert_ok(run_prog(build("stats.c"), ["report"], cwd=tmp_path))
     assert os.listdir(tmp_path) == []
     assert cp.stderr == ""
+
+
+def test_forked_child_report_names_parent_and_counts_from_the_fork(build, run_prog, tmp_path):
+    cp = assert_ok(run_prog(build("forkreport.c"), [], options=f"report={tmp_path}/r-%p.json"))
+    child, parent = map(int, re.search(r"CHILD (\d+) PARENT (\d+)", cp.stdout).groups())
+    reports = {p: json.loads((tmp_path / f"r-{p}.json").read_text()) for p in (child, parent)}
+    assert reports[child]["forked_from"] == parent
+    assert reports[parent]["forked_from"] is None
+    assert reports[child]["stats"]["large_allocs"] == 5
+    assert reports[parent]["stats"]["large_allocs"] == 3
+    assert len(reports[child]["freed_blocks"]) == 5

@@ -347,4 +347,5 @@ void large_fork_parent(void)
 void large_fork_child(void)
 {
     pthread_mutex_init(&rm_large.lock, NULL);
+    rm_large.nfreed = 0;   /* the child reports only what it frees */
 }

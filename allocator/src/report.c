@@ -50,6 +50,13 @@ static void memory_json(struct out *o)
     out_str(o, "}");
 }
 
+static long forked_from;   /* 0: not a forked child */
+
+void report_note_fork(long parent)
+{
+    forked_from = parent;
+}
+
 struct blocks_json {
     struct out *o;
     unsigned count;
@@ -94,6 +101,11 @@ static void write_json(struct out *o)
     stats_flush_thread();
     out_str(o, "{\n  \"refmalloc\": \"" REFMALLOC_VERSION "\",\n  \"pid\": ");
     out_u64(o, (uint64_t)os_getpid());
+    out_str(o, ",\n  \"forked_from\": ");
+    if (forked_from)
+        out_u64(o, (uint64_t)forked_from);
+    else
+        out_str(o, "null");
     out_str(o, ",\n  \"pattern\": ");
     out_u64(o, c->pattern);
     out_str(o, ",\n  \"free_pattern\": ");

@@ -8,19 +8,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* X(name, kind): kind EVENT counts what happened since start-up (or since
+ * fork, in a child); GAUGE is the state now. */
 #define RM_STATS(X) \
-    X(small_allocs) X(small_bytes) X(large_allocs) X(large_bytes) \
-    X(refpage_allocs) X(refpage_bytes) X(eager_allocs) X(eager_bytes) \
-    X(zero_allocs) X(zero_bytes) X(cache_hits) X(cache_misses) X(cache_bytes) \
-    X(small_frees) X(large_frees) X(realloc_in_place) X(realloc_moved) \
-    X(live_refpage_bytes) X(peak_refpage_bytes) X(live_large_blocks) \
-    X(mappings_in_use) X(mapping_budget) X(chunk_bytes) X(pattern_bytes) \
-    X(fallback_budget) X(fallback_memfd) X(fallback_region) X(fallback_map) \
-    X(memfd_recreated) X(freed_pages) X(freed_pages_written) \
-    X(restored_by_dontneed) X(restored_by_fill)
+    X(small_allocs, EVENT) X(small_bytes, EVENT) X(large_allocs, EVENT) \
+    X(large_bytes, EVENT) X(refpage_allocs, EVENT) X(refpage_bytes, EVENT) \
+    X(eager_allocs, EVENT) X(eager_bytes, EVENT) X(zero_allocs, EVENT) \
+    X(zero_bytes, EVENT) X(cache_hits, EVENT) X(cache_misses, EVENT) \
+    X(cache_bytes, GAUGE) X(small_frees, EVENT) X(large_frees, EVENT) \
+    X(realloc_in_place, EVENT) X(realloc_moved, EVENT) X(live_refpage_bytes, GAUGE) \
+    X(peak_refpage_bytes, GAUGE) X(live_large_blocks, GAUGE) X(mappings_in_use, GAUGE) \
+    X(mapping_budget, GAUGE) X(chunk_bytes, GAUGE) X(pattern_bytes, GAUGE) \
+    X(fallback_budget, EVENT) X(fallback_memfd, EVENT) X(fallback_region, EVENT) \
+    X(fallback_map, EVENT) X(memfd_recreated, EVENT) X(freed_pages, EVENT) \
+    X(freed_pages_written, EVENT) X(restored_by_dontneed, EVENT) \
+    X(restored_by_fill, EVENT)
 
 enum rm_stat {
-#define RM_STAT_ENUM(name) ST_##name,
+#define RM_STAT_ENUM(name, kind) ST_##name,
     RM_STATS(RM_STAT_ENUM)
 #undef RM_STAT_ENUM
     ST_COUNT
@@ -62,6 +67,10 @@ struct rm_thread_stats {
 extern __thread struct rm_thread_stats rm_thread_stats;
 
 void stats_flush_thread(void);
+
+/* In a forked child: zero the EVENT counters (and the forking thread's
+ * pending ones), so that parent and child reports add up. */
+void stats_reset_events(void);
 
 static inline void stat_small_alloc(size_t bytes)
 {
