@@ -1,0 +1,164 @@
+"""python -m bench: the command line of the benchmark suite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import plots, programs, report, suite, summary
+from bench.configs import BASELINE, BY_NAME, CONFIGS
+from bench.core import BenchError, find_lib
+from bench.workloads import build_workloads, select
+
+DEFAULT_OUT = programs.BENCH_DIR / "results"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="refmalloc side by side with glibc (with and without MALLOC_PERTURB_), "
+        "jemalloc (plain, junk), mimalloc, tcmalloc and Scudo (plain, pattern fill), in one "
+        "run: medians, ratios to glibc without pattern, targets, JSON and PNG plots.",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes, 1 repetition (under 2 minutes)"
+    )
+    p.add_argument("--reps", type=int, help="repetitions (default 3; --quick 1)")
+    p.add_argument(
+        "--configs",
+        metavar="LIST",
+        help="comma list of configurations (glibc is always added): "
+        + ",".join(c.name for c in CONFIGS),
+    )
+    p.add_argument(
+        "--workloads", metavar="LIST", help="comma list of workload names or groups (--list)"
+    )
+    p.add_argument("--list", action="store_true", help="list workloads and configurations")
+    p.add_argument(
+        "--lib",
+        metavar="PATH",
+        help="librefmalloc.so (default: $REFMALLOC_LIB, "
+        "pyalloc.lib_path(), <repo>/build/librefmalloc.so)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=str(DEFAULT_OUT),
+        help=f"where results.json, table.md and the PNG plots go (default {DEFAULT_OUT})",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the JSON to FILE")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    p.add_argument("--cache-dir", metavar="DIR", help="where compiled programs go")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="measure nothing: render the tables and plots of an earlier results.json again",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    err = sys.stderr
+    workloads = build_workloads(args.quick)
+    if args.list:
+        for w in workloads:
+            print(f"{w.name:<22} {w.group:<8} {w.description}")
+        print()
+        for c in CONFIGS:
+            print(f"{c.name:<20} {c.description}")
+        return 0
+    if args.from_json:
+        data = json.loads(Path(args.from_json).read_text())
+        result = suite.from_json(data)
+        return _output(args, result, data["meta"].get("command", "python -m bench"), save=False)
+    try:
+        workloads = select(workloads, args.workloads)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=err)
+        return 2
+    if args.configs:
+        names = [x.strip() for x in args.configs.split(",") if x.strip()]
+        unknown = [n for n in names if n not in BY_NAME]
+        if unknown:
+            print(
+                f"bench: unknown configuration(s): {', '.join(unknown)}; known: "
+                + ", ".join(BY_NAME),
+                file=err,
+            )
+            return 2
+        if BASELINE not in names:
+            names.insert(0, BASELINE)
+        configs = [c for c in CONFIGS if c.name in names]
+    else:
+        configs = list(CONFIGS)
+    reps = args.reps if args.reps is not None else (1 if args.quick else 3)
+    if reps < 1:
+        print("bench: --reps must be at least 1", file=err)
+        return 2
+    if shutil.which(programs.CC) is None:
+        print(f"bench: {programs.CC} not found; it compiles the workloads", file=err)
+        return 2
+    lib = None
+    try:
+        lib = find_lib(args.lib)
+    except BenchError as exc:
+        print(f"bench: {exc}; the refmalloc configurations are skipped", file=err)
+    try:
+        result = suite.run(
+            workloads,
+            configs,
+            lib,
+            reps=reps,
+            cache=Path(args.cache_dir) if args.cache_dir else None,
+            progress=not args.no_progress,
+        )
+    except (programs.BuildError, RuntimeError) as exc:
+        print(f"bench: {exc}", file=err)
+        return 2
+    command = "python -m bench" + (
+        " " + shlex.join(argv if argv is not None else sys.argv[1:])
+        if (argv if argv is not None else sys.argv[1:])
+        else ""
+    )
+    result.meta["command"] = command
+    result.meta["quick"] = args.quick
+    return _output(args, result, command, save=True)
+
+
+def _output(args: argparse.Namespace, result: suite.RunResult, command: str, save: bool) -> int:
+    err = sys.stderr
+    cells = summary.summarize(result)
+    verdicts = summary.verdicts(result, cells)
+    text = report.render(result, cells, verdicts, command)
+    print(text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(text)
+    if save:
+        data = summary.to_json(result, cells, verdicts)
+        blob = json.dumps(data, indent=1, default=str) + "\n"
+        (out / "results.json").write_text(blob)
+        if args.json:
+            Path(args.json).write_text(blob)
+        print(f"bench: results in {out}/results.json and {out}/table.md", file=err)
+    else:
+        print(f"bench: table in {out}/table.md", file=err)
+    if args.no_plots:
+        pass
+    elif plots.have_matplotlib():
+        for path in plots.plot(result, cells, out):
+            print(f"bench: plot {path}", file=err)
+    else:
+        print(
+            "bench: matplotlib is not installed: no PNG plots written "
+            "(pip install matplotlib, or apt-get install python3-matplotlib)",
+            file=err,
+        )
+    return 1 if any(m.error for m in result.measurements) else 0

@@ -1,0 +1,158 @@
+"""Medians over repetitions, ratios against glibc from the same run, and the
+verdict on each target (reported, never asserted)."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import Any
+
+from bench.configs import BASELINE
+from bench.runner import Measurement
+from bench.suite import RunResult
+from bench.workloads import Target
+
+METRICS = ("time", "peak_anon", "peak_pss", "exit_anon", "exit_pss")
+
+
+@dataclasses.dataclass
+class Cell:
+    """Medians of one workload under one configuration."""
+
+    n: int
+    errors: list[str]
+    median: dict[str, float]
+    low: dict[str, float]
+    high: dict[str, float]
+    ratio: dict[str, float]  # against the baseline's median, same run
+
+    def spread(self, metric: str = "time") -> float | None:
+        m = self.median.get(metric)
+        if not m or self.n < 2:
+            return None
+        return (self.high[metric] - self.low[metric]) / m
+
+
+@dataclasses.dataclass
+class Verdict:
+    workload: str
+    target: Target
+    value: float | None
+    met: bool | None  # None: not measured
+
+
+def _numeric_keys(ms: list[Measurement]) -> set[str]:
+    keys = set(METRICS)
+    for m in ms:
+        keys |= {k for k, v in m.extra.items() if isinstance(v, int | float)}
+        stats = m.extra.get("rm_stats")
+        if isinstance(stats, dict):
+            keys |= {f"rm_{k}" for k in stats}
+    return keys
+
+
+def _value(m: Measurement, key: str) -> float | None:
+    if key.startswith("rm_"):
+        stats = m.extra.get("rm_stats") or {}
+        v = stats.get(key[3:])
+        return float(v) if isinstance(v, int | float) else None
+    v = m.value(key)
+    return None if v is None else float(v)
+
+
+def summarize(result: RunResult) -> dict[str, dict[str, Cell]]:
+    cells: dict[str, dict[str, Cell]] = {}
+    for w in result.workloads:
+        row: dict[str, Cell] = {}
+        for c in result.configs:
+            ms = [m for m in result.measurements if m.workload == w.name and m.config == c.name]
+            if not ms:
+                continue
+            good = [m for m in ms if m.ok]
+            med, lo, hi = {}, {}, {}
+            for key in _numeric_keys(good):
+                vals = [v for v in (_value(m, key) for m in good) if v is not None]
+                if vals:
+                    med[key] = statistics.median(vals)
+                    lo[key], hi[key] = min(vals), max(vals)
+            row[c.name] = Cell(len(good), [m.error for m in ms if m.error], med, lo, hi, {})
+        base = row.get(BASELINE)
+        for cell in row.values():
+            for key in METRICS:
+                b = base.median.get(key) if base else None
+                v = cell.median.get(key)
+                if b and v is not None and b > 0:
+                    cell.ratio[key] = v / b
+        cells[w.name] = row
+    return cells
+
+
+def verdicts(result: RunResult, cells: dict[str, dict[str, Cell]]) -> list[Verdict]:
+    out = []
+    for w in result.workloads:
+        for t in w.targets:
+            cell = cells.get(w.name, {}).get(t.config)
+            value = None
+            if cell is not None:
+                if t.baseline is None:
+                    value = cell.median.get(t.metric)
+                elif t.baseline == BASELINE:
+                    value = cell.ratio.get(t.metric)
+                else:
+                    other = cells[w.name].get(t.baseline)
+                    a, b = cell.median.get(t.metric), other and other.median.get(t.metric)
+                    value = a / b if a is not None and b else None
+            out.append(Verdict(w.name, t, value, None if value is None else value <= t.bound))
+    return out
+
+
+def _check_cost(cells: dict[str, dict[str, Cell]]) -> dict[str, Any]:
+    check = cells.get("check-sqlite3", {}).get(BASELINE)
+    plain = cells.get("sqlite3", {}).get(BASELINE)
+    t = check.median.get("time") if check else None
+    p = plain.median.get("time") if plain else None
+    return {
+        "workload": "check-sqlite3",
+        "time_ns": t,
+        "plain_time_ns": p,
+        "ratio": t / p if t and p else None,
+    }
+
+
+def to_json(
+    result: RunResult, cells: dict[str, dict[str, Cell]], vs: list[Verdict]
+) -> dict[str, Any]:
+    return {
+        "meta": result.meta,
+        "skipped": result.skipped,
+        "probes": result.probes,
+        "summary": {
+            w: {
+                c: {
+                    "n": cell.n,
+                    "errors": cell.errors,
+                    "median": cell.median,
+                    "min": cell.low,
+                    "max": cell.high,
+                    "ratio_to_glibc": cell.ratio,
+                }
+                for c, cell in row.items()
+            }
+            for w, row in cells.items()
+        },
+        "targets": [
+            {
+                "workload": v.workload,
+                "target": v.target.describe(),
+                "config": v.target.config,
+                "metric": v.target.metric,
+                "bound": v.target.bound,
+                "baseline": v.target.baseline,
+                "value": v.value,
+                "met": v.met,
+            }
+            for v in vs
+        ],
+        "check_cost": _check_cost(cells),
+        "measurements": [dataclasses.asdict(m) for m in result.measurements],
+    }

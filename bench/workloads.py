@@ -1,0 +1,231 @@
+"""What the suite measures: the workloads, their sizes (full and --quick),
+and the targets of issue 5 (reported, never asserted)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+GiB = 1 << 30
+MiB = 1 << 20
+KiB = 1 << 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """An upper bound on config's median of `metric` over baseline's."""
+
+    config: str
+    metric: str  # "time", "peak_anon" or an absolute field like "maps_live"
+    bound: float
+    baseline: str | None = "glibc"  # None: bound applies to the value itself
+    label: str = ""
+
+    def describe(self) -> str:
+        if self.baseline is None:
+            return f"{self.config} {self.metric} <= {self.bound:g}"
+        return f"{self.config} {self.metric} <= {self.bound:g}x {self.baseline}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    name: str
+    group: str
+    kind: str  # "c" (program in bench/programs), "python", "sqlite3", "gcc"
+    program: str = ""  # C source stem
+    args: tuple[str, ...] = ()
+    description: str = ""
+    targets: tuple[Target, ...] = ()
+    skip_eager: bool = False  # configs that memset large blocks whole are skipped
+    params: tuple[tuple[str, Any], ...] = ()  # for the plots: size, touch...
+
+    def param(self, key: str) -> Any:
+        return dict(self.params).get(key)
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("g", 30), ("m", 20), ("k", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+TOUCH_TEXT = {
+    "1pct": "1% of pages written",
+    "half": "half of the pages written",
+    "all": "written whole",
+    "4k": "first 4 KiB written",
+}
+
+SPARSE = (Target("refmalloc", "time", 1.2), Target("refmalloc", "peak_anon", 1.05))
+DENSE = (Target("refmalloc", "time", 1.1),)
+REUSE = (Target("refmalloc", "time", 3.0),)
+CHURN = (Target("refmalloc", "time", 1.3), Target("refmalloc+mimalloc", "time", 1.0))
+REALLOC = (Target("refmalloc", "time", 1.0),)
+SCALE64 = (Target("refmalloc", "maps_live", 4096, baseline=None),)
+
+
+def build_workloads(quick: bool) -> list[Workload]:
+    w: list[Workload] = []
+    # Large blocks, all live at once: total bytes per run fixed.
+    total = 256 * MiB if quick else GiB
+    sizes = (MiB, 64 * MiB) if quick else (MiB, 16 * MiB, 256 * MiB, GiB)
+    for touch in ("1pct", "half", "all"):
+        for size in sizes:
+            count = max(1, total // size)
+            targets = SPARSE if touch == "1pct" else DENSE if touch == "all" else ()
+            w.append(
+                Workload(
+                    f"large-{touch}-{_size(size)}",
+                    "large",
+                    "c",
+                    "large",
+                    (str(size), str(count), touch, "live"),
+                    f"{count} x {_size(size)} live, {TOUCH_TEXT[touch]}",
+                    targets,
+                    params=(("size", size), ("touch", touch)),
+                )
+            )
+    # The MAP_REFPAGE series' microbenchmark: malloc, touch, free, 1000 times.
+    n = 100 if quick else 1000
+    for touch in ("4k", "half", "all"):
+        w.append(
+            Workload(
+                f"refpage-{touch}",
+                "refpage",
+                "c",
+                "large",
+                ("4096000", str(n), touch, "loop"),
+                f"{n} x (malloc 4,096,000 B, {TOUCH_TEXT[touch]}, free)",
+                SPARSE[:1] if touch == "4k" else (),
+                params=(("size", 4096000), ("touch", touch)),
+            )
+        )
+    for size, iters in ((4 * MiB, 100),) if quick else ((MiB, 500), (8 * MiB, 200)):
+        w.append(
+            Workload(
+                f"reuse-{_size(size)}",
+                "reuse",
+                "c",
+                "reuse",
+                (str(size), str(iters)),
+                f"{iters} x (malloc {_size(size)}, write whole, free)",
+                REUSE,
+                params=(("size", size),),
+            )
+        )
+    churn = (
+        ((1, 2048, 200_000), (2, 2048, 100_000), (1, 65536, 40_000))
+        if quick
+        else (
+            (1, 2048, 1_000_000),
+            (2, 2048, 500_000),
+            (8, 2048, 125_000),
+            (1, 65536, 200_000),
+            (2, 65536, 100_000),
+            (8, 65536, 25_000),
+        )
+    )
+    for threads, top, ops in churn:
+        w.append(
+            Workload(
+                f"churn-{_size(top)}-t{threads}",
+                "churn",
+                "c",
+                "churn",
+                (str(threads), str(top), str(ops)),
+                f"{threads} thread(s) x {ops} malloc/free, 8..{_size(top)} B, 1000 live slots each",
+                CHURN,
+                params=(("threads", threads), ("max", top)),
+            )
+        )
+    top = 64 * MiB if quick else GiB
+    for touch in ("all", "sparse"):
+        w.append(
+            Workload(
+                f"realloc-{touch}",
+                "realloc",
+                "c",
+                "realloc",
+                (str(16 * KiB), str(top), touch, "1"),
+                f"realloc doubling 16k..{_size(top)}, new part "
+                + ("written whole" if touch == "all" else "written one byte"),
+                REALLOC,
+            )
+        )
+    for gib in (1,) if quick else (1, 8, 64):
+        w.append(
+            Workload(
+                f"scale-{gib}g",
+                "scale",
+                "c",
+                "scale",
+                (str(gib * GiB), str(64 * MiB)),
+                f"{gib} GiB live in 64 MiB blocks, 1% of pages written",
+                SCALE64 if gib == 64 else (),
+                skip_eager=gib > 1,
+                params=(("total", gib * GiB),),
+            )
+        )
+    w.append(
+        Workload(
+            "python",
+            "real",
+            "python",
+            args=("30000",) if quick else ("60000",),
+            description="Python script (dicts, strings, json, sort), PYTHONMALLOC=malloc",
+        )
+    )
+    rows = 50_000 if quick else 200_000
+    w.append(
+        Workload(
+            "sqlite3",
+            "real",
+            "sqlite3",
+            args=(str(rows),),
+            description=f"sqlite3 CLI, in-memory: insert {rows} rows, index, queries",
+        )
+    )
+    w.append(
+        Workload(
+            "check-sqlite3",
+            "check",
+            "check",
+            args=(str(rows),),
+            description=f"refmalloc check -- the sqlite3 workload ({rows} rows); its cost "
+            "is reported against one plain glibc run of that workload",
+        )
+    )
+    w.append(
+        Workload(
+            "gcc",
+            "real",
+            "gcc",
+            args=("60",) if quick else ("150",),
+            description="gcc -O2 -c of a generated C file",
+        )
+    )
+    return w
+
+
+def select(workloads: list[Workload], spec: str | None) -> list[Workload]:
+    """Filter by a comma list of names, group names or name prefixes."""
+    if not spec:
+        return workloads
+    wanted = [x.strip() for x in spec.split(",") if x.strip()]
+    out = [
+        w
+        for w in workloads
+        if any(x == w.name or x == w.group or w.name.startswith(x + "-") for x in wanted)
+    ]
+    unknown = [
+        x
+        for x in wanted
+        if not any(x == w.name or x == w.group or w.name.startswith(x + "-") for w in workloads)
+    ]
+    if unknown:
+        raise ValueError(
+            f"unknown workload(s): {', '.join(unknown)}; known: "
+            + ", ".join(sorted({w.group for w in workloads} | {w.name for w in workloads}))
+        )
+    return out
