@@ -52,9 +52,11 @@ struct refmalloc_stats {
     uint64_t fallback_region;      /* ... reserved address range exhausted or absent */
     uint64_t fallback_map;         /* ... mmap of a chunk failed */
     uint64_t memfd_recreated;      /* memfd found closed or replaced, made anew */
-    uint64_t freed_pages;          /* pages of refpage blocks examined at free */
+    uint64_t freed_pages;          /* pages of refpage blocks examined at free (only
+                                      when a report is configured: it costs a
+                                      pagemap scan per free) */
     uint64_t freed_pages_written;  /* ... of which the program had written */
-    uint64_t restored_by_dontneed; /* cached blocks restored by MADV_DONTNEED */
+    uint64_t restored_by_dontneed; /* cached blocks restored (when reused) by MADV_DONTNEED */
     uint64_t restored_by_fill;     /* ... by re-filling their written pages */
 };
 

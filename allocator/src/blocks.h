@@ -19,6 +19,7 @@ struct block {
     uint8_t state;
     uint8_t pattern;
     bool mixed;           /* reference pages with eager (anonymous) parts */
+    bool dirty;           /* cached with its written pages not yet restored */
 };
 
 struct block *blocks_find(uintptr_t start);

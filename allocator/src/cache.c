@@ -30,22 +30,26 @@ void cache_evict_oldest(void)
     release(b);
 }
 
-struct block *cache_take(size_t len, size_t align, unsigned char pattern)
+/* Runs of written pages found by one pagemap scan, kept to re-fill them
+ * without a second scan unless there were more than fit. */
+#define RESTORE_RUNS 64
+
+struct written_runs {
+    size_t count;
+    struct {
+        uintptr_t start;
+        size_t len;
+    } run[RESTORE_RUNS];
+};
+
+static void keep_run(uintptr_t start, size_t len, void *ctx)
 {
-    size_t best = SIZE_MAX;
-    for (size_t i = 0; i < rm_large.ncached; i++) {
-        struct block *b = blocks_find(rm_large.cached[i]);
-        /* Reuse only a close fit: a much bigger block would pin memory. */
-        if (b->pattern == pattern && b->mapped >= len && b->mapped - len <= len / 4 &&
-            (b->start & (align - 1)) == 0 &&
-            (best == SIZE_MAX || b->mapped < blocks_find(rm_large.cached[best])->mapped))
-            best = i;
+    struct written_runs *w = ctx;
+    if (w->count < RESTORE_RUNS) {
+        w->run[w->count].start = start;
+        w->run[w->count].len = len;
     }
-    if (best == SIZE_MAX)
-        return NULL;
-    struct block *b = blocks_find(rm_large.cached[best]);
-    cache_remove_at(best);
-    return b;
+    w->count++;
 }
 
 static void fill_run(uintptr_t start, size_t len, void *ctx)
@@ -53,25 +57,62 @@ static void fill_run(uintptr_t start, size_t len, void *ctx)
     memset((void *)start, *(const unsigned char *)ctx, len);
 }
 
-/* Bring a freed reference-page block with `written` written pages back to
- * the pattern, choosing how by their number. False if it cannot be cached. */
-bool restore_pattern(struct block *b, long written)
+/* Bring a cached block's written pages back to the pattern, choosing how by
+ * their number. False if the pagemap cannot be read. */
+static bool restore_pattern(struct block *b)
 {
     size_t npages = b->mapped / os_page_size();
-    if (written < 0 || b->kind != REFMALLOC_BLOCK_REFPAGE || b->mixed ||
-        b->mapped > config()->cache_limit)
+    struct written_runs w = {0};
+    long written = pagemap_written(b->start, npages, keep_run, &w);
+    if (written < 0)
         return false;
     if (written == 0)
         return true;
     if ((size_t)written * DENSE_RATIO >= npages ||
         (size_t)written * os_page_size() <= CHEAP_FILL_BYTES) {
-        pagemap_written(b->start, npages, fill_run, &b->pattern);
+        if (w.count > RESTORE_RUNS)
+            pagemap_written(b->start, npages, fill_run, &b->pattern);
+        else
+            for (size_t i = 0; i < w.count; i++)
+                fill_run(w.run[i].start, w.run[i].len, &b->pattern);
         stat_add(ST_restored_by_fill, 1);
     } else {
         os_dontneed((void *)b->start, b->mapped);
         stat_add(ST_restored_by_dontneed, 1);
     }
     return true;
+}
+
+struct block *cache_take(size_t len, size_t align, unsigned char pattern)
+{
+    for (;;) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < rm_large.ncached; i++) {
+            struct block *b = blocks_find(rm_large.cached[i]);
+            /* Reuse only a close fit: a much bigger block would pin memory. */
+            if (b->pattern == pattern && b->mapped >= len && b->mapped - len <= len / 4 &&
+                (b->start & (align - 1)) == 0 &&
+                (best == SIZE_MAX || b->mapped < blocks_find(rm_large.cached[best])->mapped))
+                best = i;
+        }
+        if (best == SIZE_MAX)
+            return NULL;
+        struct block *b = blocks_find(rm_large.cached[best]);
+        cache_remove_at(best);
+        /* Restored now rather than at free: a block evicted unused costs
+         * nothing but its release. */
+        if (!b->dirty || restore_pattern(b)) {
+            b->dirty = false;
+            return b;
+        }
+        release(b);
+    }
+}
+
+bool cacheable(const struct block *b)
+{
+    return b->kind == REFMALLOC_BLOCK_REFPAGE && !b->mixed &&
+           b->mapped <= config()->cache_limit;
 }
 
 void cache_put(struct block *b)
@@ -91,7 +132,7 @@ void cache_put(struct block *b)
 
 bool quarantine(struct block *b)
 {
-    if (b->kind != REFMALLOC_BLOCK_REFPAGE || b->mixed || b->mapped > config()->cache_limit)
+    if (!cacheable(b))
         return false;
     size_t chunk = refpage_chunk_for(rm_large.refpage_mapped, b->mapped);
     size_t need = refpage_mappings_for(b->mapped, chunk) + 1;

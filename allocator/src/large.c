@@ -50,7 +50,17 @@ static void start_once(void)
     if (rm_large.started)
         return;
     rm_large.started = true;
-    rm_large.region_ok = region_init(config()->reserve);
+    size_t want = config()->reserve, least = (size_t)1 << 30;
+    size_t limit = os_address_limit();
+    if (limit != SIZE_MAX) {
+        /* Under an address-space limit take a quarter of what is left: the
+         * program's own mappings need the rest. */
+        size_t used = os_address_used();
+        size_t room = limit > used ? limit - used : 0;
+        want = want < room / 4 ? want : room / 4;
+        least = (size_t)64 << 20;
+    }
+    rm_large.region_ok = region_init(want, least);
     size_t budget = config()->max_mappings;
     if (budget == 0) {
         long long max = os_read_number("/proc/sys/vm/max_map_count");
@@ -63,6 +73,16 @@ static void start_once(void)
     if (!rm_large.region_ok)
         warn_once(ST_fallback_region, "cannot reserve an address range for large blocks; "
                   "they go to the next allocator, filled eagerly");
+}
+
+bool address_limit_reached(size_t len)
+{
+    size_t limit = os_address_limit();
+    if (limit == SIZE_MAX)
+        return false;
+    /* What the process maps outside the region, plus what we map inside. */
+    size_t outside = os_address_used() - region_size();
+    return outside + rm_large.mapped_bytes + len > limit;
 }
 
 void account_mappings(long delta)
@@ -95,15 +115,21 @@ static void count_alloc(enum rm_stat allocs, size_t bytes)
 
 /* ---- giving blocks back ------------------------------------------------ */
 
-void release(struct block *b)
+void unmap_block(const struct block *b)
 {
     os_reserve_fixed((void *)b->start, b->capacity);
     region_free(b->start, b->capacity);
     account_mappings(-(long)b->mappings);
+    rm_large.mapped_bytes -= b->mapped;
     if (b->kind == REFMALLOC_BLOCK_REFPAGE)
         rm_large.refpage_mapped -= b->mapped;
     if (b->state == BLOCK_LIVE)
         live_refpage_change(b, -(long)b->mapped);
+}
+
+void release(struct block *b)
+{
+    unmap_block(b);
     trace("release", b->start, b->mapped);
     blocks_remove(b);
 }
@@ -131,6 +157,7 @@ enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero)
             if (r == REFPAGE_OK) {
                 b->mappings += (uint32_t)need;
                 account_mappings((long)need);
+                rm_large.mapped_bytes += len;
                 return FRESH_REFPAGE;
             }
             reason = r == REFPAGE_NO_MEMFD ? ST_fallback_memfd : ST_fallback_map;
@@ -148,6 +175,7 @@ enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero)
     }
     b->mappings += EAGER_MAPPINGS;
     account_mappings(EAGER_MAPPINGS);
+    rm_large.mapped_bytes += len;
     return zero ? FRESH_ZERO : FRESH_EAGER;
 }
 
@@ -221,6 +249,11 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
     /* Even an eager block costs two mappings (itself and the split of the
      * reservation). With none left, the next allocator's own mmap serves it,
      * which the kernel can merge with its neighbours. */
+    if (address_limit_reached(page_round(size ? size : 1))) {
+        pthread_mutex_unlock(&rm_large.lock);
+        *unavailable = true;   /* the next allocator meets the limit as the kernel says */
+        return NULL;
+    }
     if (!budget_allows(EAGER_MAPPINGS)) {
         stat_add(ST_fallback_budget, 1);
         warn_once(ST_fallback_budget, "mapping budget reached; large blocks are now filled "
@@ -300,14 +333,18 @@ void large_free(void *p, const char *caller)
     stat_add(ST_large_frees, 1);
     stat_sub(ST_live_large_blocks, 1);
     trace("free", b->start, b->size);
-    long written = written_pages(b);
-    if (b->kind == REFMALLOC_BLOCK_REFPAGE && written >= 0) {
-        stat_add(ST_freed_pages, b->mapped / os_page_size());
-        stat_add(ST_freed_pages_written, (uint64_t)written);
+    if (config()->report[0]) {
+        /* The report lists what was written of each freed block. */
+        long written = written_pages(b);
+        if (b->kind == REFMALLOC_BLOCK_REFPAGE && written >= 0) {
+            stat_add(ST_freed_pages, b->mapped / os_page_size());
+            stat_add(ST_freed_pages_written, (uint64_t)written);
+        }
+        record_freed(b, written);
     }
-    record_freed(b, written);
-    bool keep = config()->free_pattern_on ? quarantine(b) : restore_pattern(b, written);
+    bool keep = config()->free_pattern_on ? quarantine(b) : cacheable(b);
     if (keep) {
+        b->dirty = !config()->free_pattern_on;
         live_refpage_change(b, -(long)b->mapped);
         cache_put(b);
     } else {

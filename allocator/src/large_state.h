@@ -21,6 +21,7 @@
 #define EAGER_MAPPINGS 2
 
 struct large_state {
+    size_t mapped_bytes;     /* bytes mapped in the region, any kind */
     pthread_mutex_t lock;
     bool started;            /* region and budget set up (or tried) */
     bool region_ok;
@@ -51,15 +52,24 @@ enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero);
 void account_mappings(long delta);
 void live_refpage_change(const struct block *b, long delta);
 bool budget_allows(size_t need);
+/* Would mapping `len` more bytes break the program's RLIMIT_AS? The region
+ * is reserved already, so the kernel would not stop us: we must. */
+bool address_limit_reached(size_t len);
 size_t capacity_for(size_t len);
 uintptr_t reserve_range(size_t len, size_t align, size_t *got);
+/* Give a block's range back to the reservation and undo its accounting;
+ * release() also drops it from the table. */
+void unmap_block(const struct block *b);
 void release(struct block *b);
 struct block *live_block(const void *p, const char *caller);
 void trace(const char *op, uintptr_t addr, size_t size);
 
 /* cache.c */
+/* A cached block that fits, its pattern restored; NULL if none. */
 struct block *cache_take(size_t len, size_t align, unsigned char pattern);
-bool restore_pattern(struct block *b, long written);
+/* Can b be kept after free? (reference pages only, within the cache limit) */
+bool cacheable(const struct block *b);
+/* Keep a freed block (evicting the oldest beyond the limits). */
 void cache_put(struct block *b);
 void cache_evict_oldest(void);
 /* With free_pattern on: map the free pattern's reference pages over a freed

@@ -44,6 +44,11 @@ bool os_write_all(int fd, const void *buf, size_t len);
 int os_pagemap_open(void);
 bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out);
 
+/* Address space: the RLIMIT_AS soft limit (SIZE_MAX when unlimited) and
+ * the size of every mapping of the process (VmSize; 0 if unreadable). */
+size_t os_address_limit(void);
+size_t os_address_used(void);
+
 /* Process. */
 long os_getpid(void);
 bool os_is_secure(void);                           /* AT_SECURE: setuid/setgid */

@@ -27,6 +27,8 @@ static void engine_init(void)
     engine.initialized = true;
 }
 
+#define MIN_CHUNK ((size_t)1 << 20)
+
 static size_t pow2_at_least(size_t v)
 {
     size_t p = 1;
@@ -41,11 +43,10 @@ size_t refpage_chunk_for(size_t live, size_t len)
      * max_chunk: 64 GiB live -> 32 MiB chunks -> about two thousand mappings.
      * Each step doubles, so the files superseded but still mapped add up to
      * less than the current one: at most 63 MiB of pattern memory in all. */
-    size_t min = (size_t)1 << 20;
     size_t max = config()->max_chunk;
     size_t want = pow2_at_least((live + len) / 64);
-    if (want < min)
-        want = min;
+    if (want < MIN_CHUNK)
+        want = MIN_CHUNK;
     if (want > max)
         want = max;
     size_t page = os_page_size();
@@ -108,7 +109,11 @@ static struct pattern_file *file_for(unsigned char pattern, size_t chunk)
 enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
                                 size_t chunk)
 {
-    struct pattern_file *f = file_for(pattern, chunk);
+    /* No file longer than the block needs: filling it is the cost. */
+    size_t need = pow2_at_least(len);
+    if (need < MIN_CHUNK)
+        need = MIN_CHUNK;
+    struct pattern_file *f = file_for(pattern, need < chunk ? need : chunk);
     if (!f)
         return REFPAGE_NO_MEMFD;
     /* The file may be larger than asked for: fewer, longer mappings. */

@@ -15,10 +15,9 @@ static struct {
     size_t count, cap;
 } region;
 
-bool region_init(size_t want)
+bool region_init(size_t want, size_t least)
 {
-    size_t min = (size_t)1 << 30;
-    for (size_t len = want; len >= min; len /= 2) {
+    for (size_t len = want; len >= least && len > 0; len /= 2) {
         void *p = os_reserve(len);
         if (!p)
             continue;
@@ -30,6 +29,7 @@ bool region_init(size_t want)
         }
         region.cap = cap;
         region.count = 1;
+        len &= ~(os_page_size() - 1);
         region.free[0] = (struct extent){(uintptr_t)p, len};
         region.base = (uintptr_t)p;
         __atomic_store_n(&region.end, (uintptr_t)p + len, __ATOMIC_RELEASE);

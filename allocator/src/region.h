@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Reserve up to `want` bytes, halving on failure down to 1 GiB. */
-bool region_init(size_t want);
+/* Reserve up to `want` bytes, halving on failure down to `least`. */
+bool region_init(size_t want, size_t least);
 bool region_contains(const void *p);
 size_t region_size(void);
 

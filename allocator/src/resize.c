@@ -62,18 +62,6 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
     return true;
 }
 
-/* Give up a block's range and accounting once its content lives elsewhere. */
-static void drop_range(const struct block *b)
-{
-    os_reserve_fixed((void *)b->start, b->capacity);
-    region_free(b->start, b->capacity);
-    account_mappings(-(long)b->mappings);
-    if (b->kind == REFMALLOC_BLOCK_REFPAGE) {
-        rm_large.refpage_mapped -= b->mapped;
-        live_refpage_change(b, -(long)b->mapped);
-    }
-}
-
 /* Grow block old to len bytes at a new address, described in *moved. Its
  * pages move without copying where the kernel moves several mappings at once
  * (Linux 6.17+); elsewhere only the written pages are copied. False leaves
@@ -101,7 +89,7 @@ static bool move_block(const struct block *old, size_t len, struct block *moved)
             region_free(to, capacity);
             return false;
         }
-        drop_range(old);
+        unmap_block(old);
     }
     *moved = nb;
     return true;
@@ -121,6 +109,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
         if (len < b->mapped) {
             size_t cut = b->mapped - len;
             os_reserve_fixed((void *)(b->start + len), cut);
+            rm_large.mapped_bytes -= cut;
             if (b->kind == REFMALLOC_BLOCK_REFPAGE) {
                 rm_large.refpage_mapped -= cut;
                 live_refpage_change(b, -(long)cut);
@@ -137,9 +126,9 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
         pthread_mutex_unlock(&rm_large.lock);
         return p;
     }
-    if (!budget_allows(EAGER_MAPPINGS)) {
-        /* Growing needs a mapping or two more: past the budget the block
-         * moves to the next allocator instead. */
+    if (!budget_allows(EAGER_MAPPINGS) || address_limit_reached(len - b->mapped)) {
+        /* Growing needs a mapping or two more: past the budget (or the
+         * address-space limit) the block moves to the next allocator. */
         pthread_mutex_unlock(&rm_large.lock);
         *unavailable = true;
         return NULL;
