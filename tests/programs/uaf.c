@@ -1,6 +1,6 @@
 /* Reads after free of a large block (deliberate use after free): with
- * free_pattern set they see the free pattern, as small blocks do; without it,
- * the freed block is kept for reuse and reads see the fresh pattern again. */
+ * free_pattern set they see the free pattern, as small blocks do. (Without
+ * it a cached block keeps the program's data until it is reused.) */
 #include "common.h"
 
 int main(int argc, char **argv)
