@@ -39,12 +39,13 @@ static size_t pow2_at_least(size_t v)
 
 size_t refpage_chunk_for(size_t live, size_t len)
 {
-    /* One sixty-fourth of the live total, a power of two between 1 MiB and
-     * max_chunk: 64 GiB live -> 32 MiB chunks -> about two thousand mappings.
+    /* A 256th of the live total, a power of two between 1 MiB and max_chunk:
+     * 64 GiB live -> 32 MiB chunks -> about 2400 mappings, while a lone 1 GiB
+     * block needs only a 4 MiB file (filling the file is the cost to keep low).
      * Each step doubles, so the files superseded but still mapped add up to
      * less than the current one: at most 63 MiB of pattern memory in all. */
     size_t max = config()->max_chunk;
-    size_t want = pow2_at_least((live + len) / 64);
+    size_t want = pow2_at_least((live + len) / 256);
     if (want < MIN_CHUNK)
         want = MIN_CHUNK;
     if (want > max)
