@@ -50,6 +50,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORKLOAD_DIR = BENCH_DIR / "workloads"
+INCLUDE_DIR = BENCH_DIR.parent / "allocator" / "include"
 DEFAULT_LIB = REPO_DIR / "build" / "librefmalloc.so"
 
 PATTERN = 170  # refmalloc's default pattern byte (0xAA)
@@ -187,14 +188,14 @@ def _compiler_id() -> str:
 
 def build_program(source: str, cache_dir: Path) -> Path:
     """Compile bench/workloads/<source> (gcc -O2) into cache_dir, once per
-    content of the source, common.h, flags and compiler version."""
+    content of the source, its headers, flags and compiler version."""
     src = WORKLOAD_DIR / source
     if not src.is_file():
         raise BenchError(f"workload source missing: {src}")
     digest = hashlib.sha256()
     for part in (_compiler_id(), " ".join(CFLAGS + LDLIBS)):
         digest.update(part.encode())
-    for dep in (src, WORKLOAD_DIR / "common.h"):
+    for dep in (src, WORKLOAD_DIR / "common.h", BENCH_DIR / "programs" / "bench.h"):
         digest.update(dep.read_bytes())
     exe = cache_dir / f"{src.stem}-{digest.hexdigest()[:16]}"
     if exe.is_file() and os.access(exe, os.X_OK):
@@ -202,7 +203,18 @@ def build_program(source: str, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{src.stem}-", dir=cache_dir)
     os.close(fd)
-    cmd = [CC, *CFLAGS, "-I", str(WORKLOAD_DIR), "-o", tmp_name, str(src), *LDLIBS]
+    cmd = [
+        CC,
+        *CFLAGS,
+        "-I",
+        str(WORKLOAD_DIR),
+        "-I",
+        str(INCLUDE_DIR),
+        "-o",
+        tmp_name,
+        str(src),
+        *LDLIBS,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         Path(tmp_name).unlink(missing_ok=True)

@@ -24,7 +24,7 @@ int main(void)
         slot[k][n - 1] = (unsigned char)i;
     }
     uint64_t t1 = now_ns();
-    struct mem_snapshot m = read_smaps_rollup();
+    struct mem m = mem_now();
     uint64_t t2 = now_ns();
     for (size_t k = 0; k < SLOTS; k++)
         free(slot[k]);

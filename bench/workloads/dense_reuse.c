@@ -7,7 +7,7 @@
 
 int main(void)
 {
-    struct mem_snapshot m = {-1, -1};
+    struct mem m = {-1, -1};
     uint64_t sum = 0, t_mem = 0;
     uint64_t t0 = now_ns();
     for (int i = 0; i < ROUNDS; i++) {
@@ -16,7 +16,7 @@ int main(void)
         sum += ((volatile unsigned char *)p)[BLOCK - 1];
         if (i == ROUNDS - 1) {
             uint64_t a = now_ns();
-            m = read_smaps_rollup();
+            m = mem_now();
             t_mem = now_ns() - a;
         }
         free(p);

@@ -24,7 +24,7 @@ int main(void)
             sum += ((volatile unsigned char *)b[i])[p * ps];
     }
     uint64_t t1 = now_ns();
-    struct mem_snapshot m = read_smaps_rollup();
+    struct mem m = mem_now();
     unwritten = ((volatile unsigned char *)b[0])[ps + 1];
     uint64_t t2 = now_ns();
     for (int i = 0; i < NBLOCKS; i++)

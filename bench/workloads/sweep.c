@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     size_t ps = page_size();
     size_t pages = (size + ps - 1) / ps;
     uint64_t sum = 0, t_mem = 0;
-    struct mem_snapshot m;
+    struct mem m;
     uint64_t t0 = now_ns();
     if (!live) {
         for (long i = 0; i < iters; i++) {
@@ -39,7 +39,7 @@ int main(int argc, char **argv)
             free(p);
         }
         t_mem = now_ns();
-        m = read_smaps_rollup();
+        m = mem_now();
         t_mem = now_ns() - t_mem;
     } else {
         unsigned char **b = xmalloc((size_t)iters * sizeof *b);
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
             sum += ((volatile unsigned char *)b[i])[size - 1];
         }
         t_mem = now_ns();
-        m = read_smaps_rollup();
+        m = mem_now();
         t_mem = now_ns() - t_mem;
         for (long i = 0; i < iters; i++)
             free(b[i]);
