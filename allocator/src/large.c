@@ -81,7 +81,8 @@ bool address_limit_reached(size_t len)
     if (limit == SIZE_MAX)
         return false;
     /* What the process maps outside the region, plus what we map inside. */
-    size_t outside = os_address_used() - region_size();
+    size_t used = os_address_used(), reserved = region_size();
+    size_t outside = used > reserved ? used - reserved : 0;
     return outside + rm_large.mapped_bytes + len > limit;
 }
 
