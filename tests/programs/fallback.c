@@ -7,42 +7,15 @@
  *   eager    run with refpages=0: every large block eager, all pattern.
  *   region   run with reserve=1g: blocks beyond the reserved range still
  *            hold the pattern, stats.fallback_region > 0. */
-#include "common.h"
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
+#include "memfd_util.h"
 #include <stddef.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #define MiB (1024ul * 1024ul)
 
 static unsigned char PAT;
 static size_t T;
-
-static void install_memfd_filter(void)
-{
-    struct sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {
-        .len = (unsigned short)(sizeof filter / sizeof filter[0]),
-        .filter = filter,
-    };
-    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-    CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, "seccomp: %s",
-          strerror(errno));
-    errno = 0;
-    int fd = (int)syscall(SYS_memfd_create, "probe", 0);
-    CHECK(fd < 0 && errno == EPERM, "filter does not refuse memfd_create (fd %d errno %d)", fd, errno);
-}
 
 static unsigned char *big(size_t n, const char *what)
 {
@@ -95,7 +68,7 @@ static void mode_seccomp(void)
     struct refmalloc_stats s0, s1;
     get_stats(&s0);
     CHECK(s0.large_allocs == 0, "a large block was allocated before the filter");
-    install_memfd_filter();
+    refuse_memfd_create();
     workload("memfd refused");
     get_stats(&s1);
     print_stats("seccomp", &s1);

@@ -7,8 +7,7 @@
  *              blocks show the pattern, never 'Z', the file is untouched and
  *              the descriptor still names it. */
 #define _GNU_SOURCE
-#include "common.h"
-#include <dirent.h>
+#include "memfd_util.h"
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/stat.h>
@@ -19,39 +18,23 @@
 static unsigned char PAT;
 static size_t T;
 
-/* Lowest fd whose /proc/self/fd link starts with "memfd:", or -1. Counts all in *count. */
+/* Lowest fd whose /proc/self/fd link names a memfd, or -1; all of them
+ * counted in *count, the lowest one's link copied to name. */
 static int find_memfd(int *count, char *name, size_t namelen)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        FAIL("opendir: %s", strerror(errno));
-    int best = -1, n = 0, dfd = dirfd(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        int fd = atoi(e->d_name);
-        if (fd == dfd)
-            continue;
-        char path[64], link[256];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ssize_t l = readlink(path, link, sizeof link - 1);
-        if (l < 0)
-            continue;
-        link[l] = 0;
-        if (is_memfd_link(link)) {
-            n++;
-            if (best < 0 || fd < best) {
-                best = fd;
-                if (name)
-                    snprintf(name, namelen, "%s", link);
-            }
-        }
-    }
-    closedir(d);
+    int fd;
+    int n = memfd_fds(&fd, 1);
     if (count)
         *count = n;
-    return best;
+    if (n == 0)
+        return -1;
+    if (name) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(path, name, namelen - 1);
+        name[len < 0 ? 0 : len] = 0;
+    }
+    return fd;
 }
 
 static unsigned char *big(size_t n, const char *what)

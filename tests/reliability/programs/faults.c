@@ -25,18 +25,11 @@
  *                    exits 3 (the caller checks the status survives).
  *                    TEST_PATTERN=any: fresh blocks must be uniform, of
  *                    whatever byte. */
-#include "common.h"
-#include <dirent.h>
+#include "memfd_util.h"
 #include <fcntl.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define MiB (1024ul * 1024ul)
@@ -44,52 +37,6 @@
 static unsigned char PAT;
 static size_t T;
 static int any_pattern;
-
-static void refuse_memfd_create(void)
-{
-    struct sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {(unsigned short)(sizeof filter / sizeof filter[0]), filter};
-    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs: %s", strerror(errno));
-    CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, "seccomp: %s",
-          strerror(errno));
-    errno = 0;
-    int fd = (int)syscall(SYS_memfd_create, "probe", 0);
-    CHECK(fd < 0 && errno == EPERM, "memfd_create not refused (fd %d errno %d)", fd, errno);
-}
-
-/* All descriptors whose link reads "memfd:..." (up to max); returns the count. */
-static int memfds(int *out, int max)
-{
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d, "opendir: %s", strerror(errno));
-    int n = 0, dfd = dirfd(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        int fd = atoi(e->d_name);
-        if (fd == dfd)
-            continue;
-        char path[64], link[256];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ssize_t l = readlink(path, link, sizeof link - 1);
-        if (l < 0)
-            continue;
-        link[l] = 0;
-        if (is_memfd_link(link) && n < max)
-            out[n++] = fd;
-    }
-    closedir(d);
-    return n;
-}
 
 /* A block the program owns: requested size, content written over [0, n). */
 struct blk {
@@ -172,7 +119,7 @@ static void mode_seccomp_midrun(void)
         free(c.p);
     }
     int fds[8];
-    int n = memfds(fds, 8);
+    int n = memfd_fds(fds, 8);
     CHECK(n >= 1, "no memfd after large mallocs");
     struct refmalloc_stats s0, s1;
     get_stats(&s0);
@@ -181,7 +128,7 @@ static void mode_seccomp_midrun(void)
     refuse_memfd_create();
     for (int i = 0; i < n; i++)
         close(fds[i]);
-    CHECK(memfds(fds, 8) == 0, "memfd still open");
+    CHECK(memfd_fds(fds, 8) == 0, "memfd still open");
 
     struct blk fresh[6];
     for (int i = 0; i < 6; i++)                     /* new sizes: not from the cache */
@@ -207,7 +154,7 @@ static void mode_seccomp_midrun(void)
         free(live[i].p);
     }
     free(reused.p);
-    CHECK(memfds(fds, 8) == 0, "a memfd appeared although memfd_create is refused");
+    CHECK(memfd_fds(fds, 8) == 0, "a memfd appeared although memfd_create is refused");
     get_stats(&s1);
     print_stats("after", &s1);
     CHECK(s1.fallback_memfd > s0.fallback_memfd, "fallback_memfd did not grow (%" PRIu64 ")",
@@ -300,7 +247,7 @@ static void mode_memfd_swap(void)
         new_blk(&live[i], sz[i], (unsigned)i + 1, "before");
     for (int round = 0; round < 4; round++) {
         int fds[8];
-        int n = memfds(fds, 8);
+        int n = memfd_fds(fds, 8);
         CHECK(n >= 1, "round %d: no memfd of refmalloc", round);
         struct stat zst;
         int zfd = -1;
