@@ -247,28 +247,24 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
     if (!zero)
         stat_add(ST_cache_misses, 1);
 
-    /* Even an eager block costs two mappings (itself and the split of the
-     * reservation). With none left, the next allocator's own mmap serves it,
+    /* Past RLIMIT_AS the next allocator meets the limit as the kernel says.
+     * Even an eager block costs two mappings (itself and the split of the
+     * reservation): with none left, the next allocator's own mmap serves it,
      * which the kernel can merge with its neighbours. */
-    if (address_limit_reached(page_round(size ? size : 1))) {
-        pthread_mutex_unlock(&rm_large.lock);
-        *unavailable = true;   /* the next allocator meets the limit as the kernel says */
-        return NULL;
-    }
-    if (!budget_allows(EAGER_MAPPINGS)) {
-        stat_add(ST_fallback_budget, 1);
-        warn_once(ST_fallback_budget, "mapping budget reached; large blocks are now filled "
-                  "eagerly");
-        pthread_mutex_unlock(&rm_large.lock);
-        *unavailable = true;
-        return NULL;
-    }
     size_t capacity;
-    uintptr_t at = reserve_range(len, align, &capacity);
-    if (!at) {
+    uintptr_t at = 0;
+    if (address_limit_reached(len)) {
+        /* nothing to count: the program is at its own limit */
+    } else if (!budget_allows(EAGER_MAPPINGS)) {
+        stat_add(ST_fallback_budget, 1);
+        warn_once(ST_fallback_budget, "mapping budget reached; large blocks now come from "
+                  "the next allocator, filled eagerly");
+    } else if (!(at = reserve_range(len, align, &capacity))) {
         stat_add(ST_fallback_region, 1);
         warn_once(ST_fallback_region, "reserved address range full; large blocks go to "
                   "the next allocator, filled eagerly");
+    }
+    if (!at) {
         pthread_mutex_unlock(&rm_large.lock);
         *unavailable = true;
         return NULL;
@@ -289,6 +285,7 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
         os_reserve_fixed((void *)at, len);
         region_free(at, capacity);
         account_mappings(-(long)nb.mappings);
+        rm_large.mapped_bytes -= len;
         pthread_mutex_unlock(&rm_large.lock);
         errno = ENOMEM;
         return NULL;
