@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "large.h"
+#include "mte.h"
 #include "next.h"
 #include "os.h"
 #include "report.h"
@@ -50,6 +51,7 @@ bool runtime_start(void)
         starting_here = true;
         os_page_size();
         config_init();
+        mte_start();
         sites_init();
         if (!next_init())
             os_abort();

@@ -28,6 +28,7 @@ KNOWN_KEYS: Final = (
     "reserve",
     "refpages",
     "max_chunk",
+    "mte",
 )
 
 SIZE_MAX: Final = 2**64 - 1

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "large.h"
+#include "mte.h"
 #include "os.h"
 #include "pagemap.h"
 #include "refmalloc.h"
@@ -36,9 +37,10 @@ RM_API int refmalloc_query(const void *addr, struct refmalloc_block_info *info)
 RM_API long refmalloc_page_states(const void *addr, size_t len, unsigned char *states)
 {
     size_t page = os_page_size();
-    uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(page - 1);
-    uintptr_t end = (uintptr_t)addr + len;
-    if (end < (uintptr_t)addr || !states) {
+    uintptr_t a = mte_untag(addr);
+    uintptr_t start = a & ~(uintptr_t)(page - 1);
+    uintptr_t end = a + len;
+    if (end < a || !states) {
         errno = EINVAL;
         return -1;
     }

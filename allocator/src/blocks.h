@@ -18,7 +18,9 @@ struct block {
     uint8_t kind;         /* enum refmalloc_block_kind */
     uint8_t state;
     uint8_t pattern;
+    uint8_t tag;          /* memory tag of its pages and pointer; 0: untagged */
     bool mixed;           /* reference pages with eager (anonymous) parts */
+    bool zeroed;          /* tagged calloc: its reference pages hold zeros */
     bool dirty;           /* cached with its written pages not yet restored */
 };
 

@@ -136,11 +136,15 @@ bool quarantine(struct block *b)
         return false;
     size_t chunk = refpage_chunk_for(rm_large.refpage_mapped, b->mapped);
     size_t need = refpage_mappings_for(b->mapped, chunk) + 1;
+    unsigned char pattern = config()->free_pattern_on ? config()->free_pattern : b->pattern;
+    unsigned tag = b->tag ? pick_tag(b->start, b->capacity, b->tag) : 0;
     if (!budget_allows(need) ||
-        refpage_map(b->start, b->mapped, config()->free_pattern, chunk) != REFPAGE_OK)
+        refpage_map(b->start, b->mapped, pattern, tag, chunk) != REFPAGE_OK)
         return false;   /* the caller releases the whole range, whatever state it is in */
     account_mappings((long)need - (long)b->mappings);
     b->mappings = (uint32_t)need;
-    b->pattern = config()->free_pattern;
+    b->pattern = pattern;
+    b->tag = (uint8_t)tag;
+    b->zeroed = false;
     return true;
 }

@@ -19,6 +19,7 @@ struct rm_config {
     size_t max_chunk;             /* largest reference chunk */
     bool refpages;                /* false: every large block is eager */
     bool mremap;                  /* false: realloc moves blocks by copying */
+    bool mte;                     /* asked for: tag large blocks (arm64 MTE) */
     int verbose;
     char report[RM_REPORT_PATH_MAX];
     char sites_log[RM_REPORT_PATH_MAX];   /* call sites written at exit */

@@ -1,5 +1,6 @@
 /* inspect: what the program did with its large blocks, live and freed. */
 #include "large_state.h"
+#include "mte.h"
 #include "pagemap.h"
 #include "region.h"
 
@@ -66,10 +67,11 @@ static void find_containing(struct block *b, void *ctx)
 
 int large_query(const void *addr, struct refmalloc_block_info *info)
 {
-    if (!region_contains(addr))
+    uintptr_t a = mte_untag(addr);
+    if (!region_contains((const void *)a))
         return 0;
     pthread_mutex_lock(&rm_large.lock);
-    struct find_ctx f = {(uintptr_t)addr, NULL};
+    struct find_ctx f = {a, NULL};
     blocks_each(find_containing, &f);
     int r = 0;
     if (f.found)

@@ -11,6 +11,7 @@
 
 #include "blocks.h"
 #include "config.h"
+#include "mte.h"
 #include "os.h"
 #include "out.h"
 #include "pagemap.h"
@@ -146,15 +147,17 @@ bool budget_allows(size_t need)
 /* ---- mapping fresh memory ------------------------------------------------ */
 
 /* Map [at, at+len) with fresh memory for block b: zero pages, reference
- * pages, or anonymous memory the caller must fill (FRESH_EAGER). */
+ * pages, or anonymous memory the caller must fill (FRESH_EAGER). A tagged
+ * block's zero pages come from the zero byte's reference pages, which carry
+ * the tag as the pattern's do. */
 enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero)
 {
-    if (!zero && config()->refpages) {
+    if ((!zero || b->tag) && config()->refpages) {
         size_t chunk = refpage_chunk_for(rm_large.refpage_mapped, len);
         size_t need = refpage_mappings_for(len, chunk) + 1;
         enum rm_stat reason = ST_fallback_budget;
         if (budget_allows(need)) {
-            enum refpage_result r = refpage_map(at, len, b->pattern, chunk);
+            enum refpage_result r = refpage_map(at, len, zero ? 0 : b->pattern, b->tag, chunk);
             if (r == REFPAGE_OK) {
                 b->mappings += (uint32_t)need;
                 account_mappings((long)need);
@@ -170,7 +173,7 @@ enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero)
                   ? "cannot create the pattern memfd; large blocks are filled eagerly"
                   : "mapping a pattern chunk failed; that block is filled eagerly");
     }
-    if (!os_map_anon_fixed((void *)at, len)) {
+    if (!os_map_anon_fixed((void *)at, len, b->tag != 0)) {
         os_reserve_fixed((void *)at, len);
         return FRESH_FAILED;
     }
@@ -178,6 +181,52 @@ enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero)
     account_mappings(EAGER_MAPPINGS);
     rm_large.mapped_bytes += len;
     return zero ? FRESH_ZERO : FRESH_EAGER;
+}
+
+void fill_fresh(const struct block *b, uintptr_t at, size_t len, enum fresh f)
+{
+    if (b->tag && (f == FRESH_EAGER || f == FRESH_ZERO))
+        mte_fill(mte_tagged(at, b->tag), len, f == FRESH_ZERO ? 0 : b->pattern);
+    else if (f == FRESH_EAGER)
+        memset((void *)at, b->pattern, len);
+}
+
+/* ---- memory tags ------------------------------------------------------------- */
+
+struct below {
+    uintptr_t start;
+    unsigned tag;
+};
+
+static void find_below(struct block *b, void *ctx)
+{
+    struct below *w = ctx;
+    if (b->start + b->capacity == w->start)
+        w->tag = b->tag;
+}
+
+/* A tag for a block on [start, start+capacity) that neither the block whose
+ * range ends at start nor the one starting right after it has, nor `old`:
+ * an overflow across the boundary, or an access through a pointer from the
+ * block's previous life, then faults. The block below is found by a walk of
+ * the table: tagging is a debugging mode and large blocks are few. */
+unsigned pick_tag(uintptr_t start, size_t capacity, unsigned old)
+{
+    if (!mte_on())
+        return 0;
+    unsigned exclude = 1u << old;
+    const struct block *above = blocks_find(start + capacity);
+    if (above)
+        exclude |= 1u << above->tag;
+    struct below w = {start, 0};
+    blocks_each(find_below, &w);
+    exclude |= 1u << w.tag;
+    return mte_pick(exclude);
+}
+
+void *block_pointer(const struct block *b)
+{
+    return mte_tagged(b->start, b->tag);
 }
 
 static enum refmalloc_block_kind kind_of(enum fresh f)
@@ -239,10 +288,10 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
         stat_add(ST_cache_hits, 1);
         count_alloc(ST_large_allocs, size);
         stat_add(ST_live_large_blocks, 1);
-        uintptr_t start = b->start;
-        trace("reuse", start, size);
+        void *reused = block_pointer(b);
+        trace("reuse", b->start, size);
         pthread_mutex_unlock(&rm_large.lock);
-        return (void *)start;
+        return reused;
     }
     if (!zero)
         stat_add(ST_cache_misses, 1);
@@ -272,6 +321,7 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
     struct block nb = {.start = at, .size = size, .mapped = len, .state = BLOCK_LIVE,
                        .pattern = pattern};
     nb.capacity = capacity;
+    nb.tag = (uint8_t)pick_tag(at, capacity, 0);
     enum fresh f = map_fresh(&nb, at, len, zero);
     if (f == FRESH_FAILED) {
         region_free(at, capacity);
@@ -280,6 +330,7 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
         return NULL;
     }
     nb.kind = (uint8_t)kind_of(f);
+    nb.zeroed = zero && f == FRESH_REFPAGE;
     b = blocks_insert(&nb);
     if (!b) {
         os_reserve_fixed((void *)at, len);
@@ -298,28 +349,34 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
     count_alloc(ST_large_allocs, size);
     stat_add(ST_live_large_blocks, 1);
     trace("alloc", at, size);
+    nb = *b;
     pthread_mutex_unlock(&rm_large.lock);
     /* Filled outside the lock: nobody else knows this block yet. */
-    if (f == FRESH_EAGER)
-        memset((void *)at, pattern, len);
-    return (void *)at;
+    fill_fresh(&nb, at, len, f);
+    return block_pointer(&nb);
 }
 
 /* ---- free ------------------------------------------------------------------ */
 
-_Noreturn static void bad_pointer(const char *caller, const void *p)
+_Noreturn static void bad_pointer(const char *caller, const void *p, const char *why)
 {
-    out_diag_addr(caller, p, "not a live block of refmalloc (double free or corrupted pointer)");
+    out_diag_addr(caller, p, why);
     os_abort();
 }
 
 /* Look up a live block or abort: the program has a bug we must not hide. */
 struct block *live_block(const void *p, const char *caller)
 {
-    struct block *b = blocks_find((uintptr_t)p);
-    if (!b || b->state != BLOCK_LIVE) {
+    struct block *b = blocks_find(mte_untag(p));
+    const char *why = NULL;
+    if (!b || b->state != BLOCK_LIVE)
+        why = "not a live block of refmalloc (double free or corrupted pointer)";
+    else if (mte_tag_of(p) != b->tag)
+        why = "the pointer's memory tag is not the block's: a pointer from an earlier "
+              "life of the block (double free or use after free)";
+    if (why) {
         pthread_mutex_unlock(&rm_large.lock);
-        bad_pointer(caller, p);
+        bad_pointer(caller, p, why);
     }
     return b;
 }
@@ -340,9 +397,12 @@ void large_free(void *p, const char *caller)
         }
         record_freed(b, written);
     }
-    bool keep = config()->free_pattern_on ? quarantine(b) : cacheable(b);
+    /* Tagged blocks are remapped at once, like the free pattern's
+     * quarantine, onto another tag: an access after free faults. */
+    bool clean = config()->free_pattern_on || b->tag;
+    bool keep = clean ? quarantine(b) : cacheable(b);
     if (keep) {
-        b->dirty = !config()->free_pattern_on;
+        b->dirty = !clean;
         live_refpage_change(b, -(long)b->mapped);
         cache_put(b);
     } else {
@@ -364,7 +424,7 @@ size_t large_usable(const void *p)
 
 bool large_owns(const void *p)
 {
-    return region_contains(p);
+    return region_contains((const void *)mte_untag(p));
 }
 
 /* ---- fork ------------------------------------------------------------------- */

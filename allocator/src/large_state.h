@@ -49,6 +49,14 @@ enum fresh { FRESH_REFPAGE, FRESH_EAGER, FRESH_ZERO, FRESH_FAILED };
 /* Map [at, at+len) with fresh memory for block b: zero pages, reference
  * pages, or anonymous memory the caller must fill (FRESH_EAGER). */
 enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero);
+/* Fill what map_fresh left to the caller (eager memory; a tagged block's
+ * anonymous memory, whose tags must be set). */
+void fill_fresh(const struct block *b, uintptr_t at, size_t len, enum fresh f);
+/* A fresh memory tag for a block placed on [start, start+capacity), other
+ * than its neighbours' and `old`; 0 unless mte is on. */
+unsigned pick_tag(uintptr_t start, size_t capacity, unsigned old);
+/* The pointer the program gets for b: its start with its tag. */
+void *block_pointer(const struct block *b);
 void account_mappings(long delta);
 void live_refpage_change(const struct block *b, long delta);
 bool budget_allows(size_t need);
@@ -74,7 +82,9 @@ void cache_put(struct block *b);
 void cache_evict_oldest(void);
 /* With free_pattern on: map the free pattern's reference pages over a freed
  * block, which then waits in the cache (never reused for other patterns) so
- * that reads after free see the free pattern, as in small blocks. */
+ * that reads after free see the free pattern, as in small blocks. A tagged
+ * block is remapped the same way (onto its own pattern without free_pattern)
+ * under a new tag, so pointers from its last life fault. */
 bool quarantine(struct block *b);
 
 /* inspect.c */

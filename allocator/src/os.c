@@ -8,9 +8,39 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Memory tagging (arm64 MTE): constants from the kernel's uapi, for
+ * headers older than the feature. Elsewhere PROT_MTE is 0: never used. */
+#if defined(__aarch64__)
+#ifndef PROT_MTE
+#define PROT_MTE 0x20
+#endif
+#ifndef HWCAP2_MTE
+#define HWCAP2_MTE (1UL << 18)
+#endif
+#ifndef PR_SET_TAGGED_ADDR_CTRL
+#define PR_SET_TAGGED_ADDR_CTRL 55
+#define PR_GET_TAGGED_ADDR_CTRL 56
+#define PR_TAGGED_ADDR_ENABLE (1UL << 0)
+#endif
+#ifndef PR_MTE_TCF_SHIFT
+#define PR_MTE_TCF_SHIFT 1
+#define PR_MTE_TCF_SYNC (1UL << PR_MTE_TCF_SHIFT)
+#define PR_MTE_TCF_MASK (3UL << PR_MTE_TCF_SHIFT)
+#define PR_MTE_TAG_SHIFT 3
+#endif
+#else
+#define PROT_MTE 0
+#endif
+
+static int data_prot(bool tagged)
+{
+    return PROT_READ | PROT_WRITE | (tagged ? PROT_MTE : 0);
+}
 
 size_t os_page_size(void)
 {
@@ -38,15 +68,15 @@ bool os_reserve_fixed(void *addr, size_t len)
                 -1, 0) != MAP_FAILED;
 }
 
-bool os_map_file_fixed(void *addr, size_t len, int fd)
+bool os_map_file_fixed(void *addr, size_t len, int fd, bool tagged)
 {
-    return mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+    return mmap(addr, len, data_prot(tagged), MAP_PRIVATE | MAP_FIXED,
                 fd, 0) != MAP_FAILED;
 }
 
-bool os_map_anon_fixed(void *addr, size_t len)
+bool os_map_anon_fixed(void *addr, size_t len, bool tagged)
 {
-    return mmap(addr, len, PROT_READ | PROT_WRITE,
+    return mmap(addr, len, data_prot(tagged),
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
 }
 
@@ -79,7 +109,7 @@ int os_memfd_create(const char *name)
     return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 }
 
-bool os_memfd_fill_and_seal(int fd, size_t len, unsigned char pattern)
+bool os_memfd_fill(int fd, size_t len, unsigned char pattern)
 {
     /* pwrite from a small patterned buffer: no page fault per page, as a
      * memset through a shared mapping would take. */
@@ -98,8 +128,21 @@ bool os_memfd_fill_and_seal(int fd, size_t len, unsigned char pattern)
         off += ok ? (size_t)w : 0;
     }
     os_free_meta(piece, PIECE);
-    return ok && fcntl(fd, F_ADD_SEALS,
-                       F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
+    return ok;
+}
+
+void *os_memfd_map_shared(int fd, size_t len, bool tagged)
+{
+    if (ftruncate(fd, (off_t)len) != 0)
+        return NULL;
+    void *p = mmap(NULL, len, data_prot(tagged), MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+bool os_memfd_seal(int fd)
+{
+    return fcntl(fd, F_ADD_SEALS,
+                 F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
 }
 
 bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino)
@@ -235,6 +278,29 @@ long os_getpid(void)
 bool os_is_secure(void)
 {
     return getauxval(AT_SECURE) != 0;
+}
+
+enum os_mte os_mte_start(void)
+{
+#if defined(__aarch64__)
+    if (!(getauxval(AT_HWCAP2) & HWCAP2_MTE))
+        return OS_MTE_ABSENT;
+    /* Per thread, inherited by the threads it creates: set at start-up, in
+     * the thread that runs constructors, before the program makes any. */
+    int current = prctl(PR_GET_TAGGED_ADDR_CTRL, 0, 0, 0, 0);
+    if (current < 0)
+        return OS_MTE_NO_ABI;
+    if (((unsigned long)current & PR_TAGGED_ADDR_ENABLE) &&
+        ((unsigned long)current & PR_MTE_TCF_MASK))
+        return OS_MTE_PROGRAM_SET;
+    /* Synchronous checks: the fault names the faulting instruction. Tags
+     * 1-15 for IRG; refmalloc picks its own and never hands out tag 0. */
+    unsigned long ctrl = PR_TAGGED_ADDR_ENABLE | PR_MTE_TCF_SYNC |
+                         (0xfffeUL << PR_MTE_TAG_SHIFT);
+    return prctl(PR_SET_TAGGED_ADDR_CTRL, ctrl, 0, 0, 0) == 0 ? OS_MTE_ON : OS_MTE_NO_ABI;
+#else
+    return OS_MTE_ABSENT;
+#endif
 }
 
 _Noreturn void os_abort(void)

@@ -15,9 +15,10 @@ size_t os_page_size(void);
 void *os_reserve(size_t len);
 bool os_reserve_fixed(void *addr, size_t len);   /* give pages back, keep the range */
 
-/* Private mappings placed inside a reservation. */
-bool os_map_file_fixed(void *addr, size_t len, int fd);
-bool os_map_anon_fixed(void *addr, size_t len);
+/* Private mappings placed inside a reservation; `tagged` adds PROT_MTE
+ * (arm64 memory tagging; only when os_mte_start() said OS_MTE_ON). */
+bool os_map_file_fixed(void *addr, size_t len, int fd, bool tagged);
+bool os_map_anon_fixed(void *addr, size_t len, bool tagged);
 bool os_move_fixed(void *from, size_t len, void *to);  /* mremap, no resize */
 void os_dontneed(void *addr, size_t len);
 
@@ -27,7 +28,11 @@ void os_free_meta(void *addr, size_t len);
 
 /* The pattern memfd. */
 int os_memfd_create(const char *name);            /* -1 with errno */
-bool os_memfd_fill_and_seal(int fd, size_t len, unsigned char pattern);
+bool os_memfd_fill(int fd, size_t len, unsigned char pattern);   /* by pwrite */
+/* Size the file and map it shared, to fill or tag it through memory; the
+ * caller unmaps it (os_free_meta) before sealing. NULL on failure. */
+void *os_memfd_map_shared(int fd, size_t len, bool tagged);
+bool os_memfd_seal(int fd);   /* no more writes, no resizing, no more seals */
 bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino);
 void os_close(int fd);
 
@@ -52,6 +57,10 @@ size_t os_address_used(void);
 /* Process. */
 long os_getpid(void);
 bool os_is_secure(void);                           /* AT_SECURE: setuid/setgid */
+/* Memory tagging: is it there, and are tag checks on for this thread
+ * (synchronous, set here unless the program chose a mode itself)? */
+enum os_mte { OS_MTE_ON, OS_MTE_PROGRAM_SET, OS_MTE_ABSENT, OS_MTE_NO_ABI };
+enum os_mte os_mte_start(void);
 _Noreturn void os_abort(void);
 
 #endif

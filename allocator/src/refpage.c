@@ -1,31 +1,26 @@
 #include "refpage.h"
 
 #include "config.h"
+#include "mte.h"
 #include "os.h"
 #include "out.h"
 #include "stats.h"
 
-/* The memfd of one pattern byte. A file is never grown (it is sealed):
- * a bigger chunk means a new file; mappings of the old one keep its pages
- * alive until they go. */
+/* The memfd of one pattern byte and memory tag (0: untagged). A file is
+ * never grown (it is sealed): a bigger chunk means a new file; mappings of
+ * the old one keep its pages alive until they go. */
 struct pattern_file {
-    int fd;               /* -1: none */
+    bool open;
+    int fd;
     size_t len;
     uint64_t dev, ino;    /* identity, to notice a closed or reused number */
 };
 
 static struct {
-    struct pattern_file files[256];
-    bool initialized;
+    /* Zero-initialized, so the rows of tags never used stay untouched bss. */
+    struct pattern_file files[256][MTE_TAGS];
     size_t bytes;         /* sum of len over open files */
 } engine;
-
-static void engine_init(void)
-{
-    for (int i = 0; i < 256; i++)
-        engine.files[i].fd = -1;
-    engine.initialized = true;
-}
 
 #define MIN_CHUNK ((size_t)1 << 20)
 
@@ -64,8 +59,7 @@ size_t refpage_mappings_for(size_t len, size_t chunk)
 static void forget(struct pattern_file *f)
 {
     engine.bytes -= f->len;
-    f->fd = -1;
-    f->len = 0;
+    *f = (struct pattern_file){0};
     stat_add(ST_memfd_recreated, 1);
     if (config()->verbose >= 1)
         out_diag("the pattern memfd was closed or replaced by the program; "
@@ -78,29 +72,47 @@ static bool still_ours(struct pattern_file *f)
     return os_fd_identity(f->fd, &dev, &ino) && dev == f->dev && ino == f->ino;
 }
 
-static struct pattern_file *file_for(unsigned char pattern, size_t chunk)
+/* Fill a new file with the pattern and, for a tag, set the allocation tag
+ * of every granule through a shared PROT_MTE mapping: the tags stay with the
+ * file's pages, and every private mapping of them (and every copy made on a
+ * write) carries them. Sealing then stops any further store of data or tags,
+ * which uncopied private pages would otherwise see. */
+static bool fill_and_seal(int fd, size_t len, unsigned char pattern, unsigned tag)
 {
-    if (!engine.initialized)
-        engine_init();
-    struct pattern_file *f = &engine.files[pattern];
-    if (f->fd >= 0 && !still_ours(f))
+    if (tag == 0) {
+        if (!os_memfd_fill(fd, len, pattern))
+            return false;
+    } else {
+        void *shared = os_memfd_map_shared(fd, len, true);
+        if (!shared)
+            return false;
+        mte_fill(mte_tagged((uintptr_t)shared, tag), len, pattern);
+        os_free_meta(shared, len);
+    }
+    return os_memfd_seal(fd);
+}
+
+static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t chunk)
+{
+    struct pattern_file *f = &engine.files[pattern][tag];
+    if (f->open && !still_ours(f))
         forget(f);
-    if (f->fd >= 0 && f->len >= chunk)
+    if (f->open && f->len >= chunk)
         return f;
 
     int fd = os_memfd_create("refmalloc-pattern");
     if (fd < 0)
         return NULL;
     uint64_t dev, ino;
-    if (!os_memfd_fill_and_seal(fd, chunk, pattern) || !os_fd_identity(fd, &dev, &ino)) {
+    if (!fill_and_seal(fd, chunk, pattern, tag) || !os_fd_identity(fd, &dev, &ino)) {
         os_close(fd);
         return NULL;
     }
-    if (f->fd >= 0) {
+    if (f->open) {
         os_close(f->fd);
         engine.bytes -= f->len;
     }
-    *f = (struct pattern_file){fd, chunk, dev, ino};
+    *f = (struct pattern_file){true, fd, chunk, dev, ino};
     engine.bytes += chunk;
     stat_set(ST_chunk_bytes, chunk);
     stat_set(ST_pattern_bytes, engine.bytes);
@@ -108,20 +120,20 @@ static struct pattern_file *file_for(unsigned char pattern, size_t chunk)
 }
 
 enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
-                                size_t chunk)
+                                unsigned tag, size_t chunk)
 {
     /* No file longer than the block needs: filling it is the cost. */
     size_t need = pow2_at_least(len);
     if (need < MIN_CHUNK)
         need = MIN_CHUNK;
-    struct pattern_file *f = file_for(pattern, need < chunk ? need : chunk);
+    struct pattern_file *f = file_for(pattern, tag, need < chunk ? need : chunk);
     if (!f)
         return REFPAGE_NO_MEMFD;
     /* The file may be larger than asked for: fewer, longer mappings. */
     size_t step = f->len;
     for (size_t off = 0; off < len; off += step) {
         size_t n = len - off < step ? len - off : step;
-        if (!os_map_file_fixed((void *)(addr + off), n, f->fd))
+        if (!os_map_file_fixed((void *)(addr + off), n, f->fd, tag != 0))
             return REFPAGE_MAP_FAILED;
     }
     return REFPAGE_OK;

@@ -1,5 +1,5 @@
-/* refpage: reference pages. Per pattern byte, a sealed memfd holding one
- * chunk of pattern pages; a block is covered by MAP_PRIVATE|MAP_FIXED
+/* refpage: reference pages. Per pattern byte (and, with mte=1, per memory
+ * tag), a sealed memfd holding one chunk of pattern pages; a block is covered by MAP_PRIVATE|MAP_FIXED
  * mappings of that chunk, so reads share the pattern pages and the first
  * write to a page copies it. Callers hold the large-block lock. */
 #ifndef RM_REFPAGE_H
@@ -23,9 +23,10 @@ enum refpage_result {
     REFPAGE_MAP_FAILED,   /* a chunk mapping failed; [addr, len) is in an unknown state */
 };
 
-/* Cover [addr, addr+len) with pattern chunks of the given size. */
+/* Cover [addr, addr+len) with pattern chunks of the given size; with a tag
+ * (1-15, mte on) the chunks are mapped PROT_MTE and every granule carries it. */
 enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
-                                size_t chunk);
+                                unsigned tag, size_t chunk);
 
 /* Bytes of pattern memory held by the current memfds. */
 size_t refpage_pattern_bytes(void);

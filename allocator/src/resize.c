@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "large_state.h"
+#include "mte.h"
 #include "pagemap.h"
 #include "region.h"
 
@@ -16,8 +17,7 @@ static bool map_tail(struct block *b, size_t grow)
     enum fresh f = map_fresh(b, at, grow, false);
     if (f == FRESH_FAILED)
         return false;
-    if (f == FRESH_EAGER)
-        memset((void *)at, b->pattern, grow);
+    fill_fresh(b, at, grow, f);
     if (f == FRESH_REFPAGE) {
         rm_large.refpage_mapped += grow;
         live_refpage_change(b, (long)grow);
@@ -28,36 +28,47 @@ static bool map_tail(struct block *b, size_t grow)
     return true;
 }
 
+struct copy {
+    uintptr_t delta;    /* new start - old start */
+    unsigned tag;       /* both blocks' */
+};
+
 static void copy_run(uintptr_t start, size_t len, void *ctx)
 {
-    const uintptr_t *delta = ctx;
-    memcpy((void *)(start + *delta), (const void *)start, len);
+    const struct copy *c = ctx;
+    memcpy(mte_tagged(start + c->delta, c->tag), mte_tagged(start, c->tag), len);
 }
 
 /* Build nb (start and capacity set) as a copy of old grown to len bytes, on
- * fresh memory. When both are reference pages only the pages the program
- * wrote are copied: the others hold the pattern on both sides. */
+ * fresh memory. When both are pattern reference pages only the pages the
+ * program wrote are copied: the others hold the pattern on both sides. */
 static bool copy_into(struct block *nb, const struct block *old, size_t len)
 {
-    bool pure = old->kind == REFMALLOC_BLOCK_REFPAGE && !old->mixed;
+    bool pure = old->kind == REFMALLOC_BLOCK_REFPAGE && !old->mixed && !old->zeroed;
     nb->mapped = 0;
     nb->mappings = 0;
     nb->mixed = false;
-    enum fresh f = map_fresh(nb, nb->start, len, !pure);
+    /* Zero pages for an impure block, as all of it is copied; a tagged
+     * block's zero pages would be reference pages: it asks for the pattern. */
+    enum fresh f = map_fresh(nb, nb->start, len, !pure && !nb->tag);
     if (f == FRESH_FAILED)
         return false;
     nb->mapped = len;
-    uintptr_t delta = nb->start - old->start;
+    nb->zeroed = false;
+    struct copy c = {nb->start - old->start, nb->tag};
     if (f == FRESH_REFPAGE) {
         nb->kind = REFMALLOC_BLOCK_REFPAGE;
         rm_large.refpage_mapped += len;
         live_refpage_change(nb, (long)len);
-        if (pagemap_written(old->start, old->mapped / os_page_size(), copy_run, &delta) < 0)
-            memcpy((void *)nb->start, (const void *)old->start, old->mapped);
+        if (!pure || pagemap_written(old->start, old->mapped / os_page_size(), copy_run, &c) < 0)
+            copy_run(old->start, old->mapped, &c);
     } else {
         nb->kind = REFMALLOC_BLOCK_EAGER;
-        memcpy((void *)nb->start, (const void *)old->start, old->mapped);
-        memset((void *)(nb->start + old->mapped), nb->pattern, len - old->mapped);
+        if (f == FRESH_ZERO)
+            memset((void *)(nb->start + old->mapped), nb->pattern, len - old->mapped);
+        else
+            fill_fresh(nb, nb->start, len, f);   /* the head is overwritten next */
+        copy_run(old->start, old->mapped, &c);
     }
     return true;
 }
@@ -119,7 +130,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
         /* Bytes past the new end may hold old data: a later grow must find
          * the pattern there. */
         if (size < b->size)
-            memset((void *)(b->start + size), b->pattern, len - size);
+            memset((char *)block_pointer(b) + size, b->pattern, len - size);
         b->size = size;
         stat_add(ST_realloc_in_place, 1);
         trace("shrink", b->start, size);
@@ -142,7 +153,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
     }
     void *result;
     if (len <= b->capacity) {
-        result = map_tail(b, len - b->mapped) ? p : NULL;
+        result = map_tail(b, len - b->mapped) ? block_pointer(b) : NULL;
         if (result)
             stat_add(ST_realloc_in_place, 1);
     } else {
@@ -154,7 +165,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
         if (blocks_reserve(1) && move_block(b = blocks_find(start), len, &moved)) {
             blocks_remove(b);
             b = blocks_insert(&moved);
-            result = (void *)b->start;
+            result = block_pointer(b);
             stat_add(ST_realloc_moved, 1);
         }
     }

@@ -18,6 +18,7 @@ import click
 
 from pyalloc import backends
 from pyalloc.inject import child_env, is_python_command
+from pyalloc.mte import unavailable_reason as mte_unavailable_reason
 from pyalloc.options import (
     BYTE,
     BYTE_OR_OFF,
@@ -64,6 +65,14 @@ def _check_report(ctx: click.Context, param: click.Parameter, value: str | None)
         )
     # With %p the names are only known at the end (one per process, by pid).
     return path
+
+
+def _check_mte(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+    if value:
+        reason = mte_unavailable_reason()
+        if reason is not None:
+            raise click.BadParameter(reason, ctx, param)
+    return value
 
 
 @contextmanager
@@ -250,6 +259,16 @@ def _deliver_reports(
     help="Largest reference chunk, 64k-1g (library default 64m).",
 )
 @click.option(
+    "--mte",
+    is_flag=True,
+    default=None,
+    callback=_check_mte,
+    help="Pre-tag large blocks with arm64 memory tags (MTE): each block's pages carry a "
+    "tag of their own and the pointer carries it too, so an overflow into the next "
+    "block, a use after free or a stale pointer faults (SIGSEGV, SEGV_MTESERR). Needs an "
+    "arm64 CPU with MTE; refused elsewhere.",
+)
+@click.option(
     "--backend",
     metavar="NAME|PATH",
     callback=_check_backend,
@@ -298,6 +317,7 @@ def run_command(
     reserve: int | None,
     refpages: bool | None,
     max_chunk: int | None,
+    mte: bool | None,
     backend: str | None,
     python_malloc: bool | None,
     report: str | None,
@@ -326,6 +346,7 @@ def run_command(
         "reserve": reserve,
         "refpages": refpages,
         "max_chunk": max_chunk,
+        "mte": mte,
         "verbose": min(verbose, 2) if verbose else None,
     }
     if python_malloc is None:
