@@ -2,8 +2,8 @@
 qemu-system-aarch64): the cross-built librefmalloc.so is preloaded into
 tests/mte/guest/mte_tests.c, whose cases check through tagged pointers that a block
 reads the pattern, a write copies the page and keeps the tag, wrong-tag and untagged
-accesses, overflows into the next block, uses after free and stale pointers fault
-with SEGV_MTESERR, realloc keeps content and tag, fork and threads work, and the
+accesses, overflows into the next block or past the size, uses after free and stale
+pointers fault with SEGV_MTESERR, realloc keeps content and tag, fork and threads work, and the
 eager fallback is tagged too. A second boot, without MTE, shows the option refused.
 
 qemu-user cannot stand in: it ignores PROT_MTE on file mappings."""
@@ -33,6 +33,8 @@ TAGGED = [
     "untagged_pointer_faults",
     "overflow_into_next_block_faults",
     "underflow_into_previous_block_faults",
+    "overflow_past_size_faults",
+    "usable_size_follows_size",
     "use_after_free_faults",
     "reuse_gets_fresh_tag",
     "stale_pointer_after_reuse_faults",
@@ -56,6 +58,7 @@ CONFIGS: dict[str, tuple[str | None, dict[str, str], list[str]]] = {
     "mte-eager": ("mte=1,refpages=0", {}, [
         "eager_block_is_tagged_and_filled", "wrong_tag_faults",
         "overflow_into_next_block_faults", "underflow_into_previous_block_faults",
+        "overflow_past_size_faults", "usable_size_follows_size",
         "realloc_keeps_content_and_tag", "double_free_after_reuse_aborts",
     ]),
     "mte-free-pattern": ("mte=1,free_pattern=0xdd", {}, [
@@ -150,7 +153,7 @@ def test_every_command_passed_whole(mte_machine):
 
 def test_faults_are_tag_check_faults(mte_machine):
     for case in ("wrong_tag_faults", "use_after_free_faults",
-                 "overflow_into_next_block_faults"):
+                 "overflow_into_next_block_faults", "overflow_past_size_faults"):
         assert "SIGSEGV si_code=9 " in assert_case(mte_machine, "mte", case), case
 
 

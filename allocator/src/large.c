@@ -229,6 +229,23 @@ void *block_pointer(const struct block *b)
     return mte_tagged(b->start, b->tag);
 }
 
+size_t usable_size(const struct block *b)
+{
+    if (!b->tag)
+        return b->mapped;
+    size_t end = (b->size + MTE_GRANULE - 1) & ~(size_t)(MTE_GRANULE - 1);
+    return end ? end : MTE_GRANULE;
+}
+
+void seal_slack(const struct block *b, bool sealed)
+{
+    size_t from = usable_size(b);
+    if (!b->tag || from >= b->mapped)
+        return;
+    unsigned tag = sealed ? mte_slack_tag(b->tag) : b->tag;
+    mte_set_tags(mte_tagged(b->start + from, tag), b->mapped - from);
+}
+
 static enum refmalloc_block_kind kind_of(enum fresh f)
 {
     return f == FRESH_REFPAGE ? REFMALLOC_BLOCK_REFPAGE
@@ -289,6 +306,7 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
         count_alloc(ST_large_allocs, size);
         stat_add(ST_live_large_blocks, 1);
         void *reused = block_pointer(b);
+        seal_slack(b, true);
         trace("reuse", b->start, size);
         pthread_mutex_unlock(&rm_large.lock);
         return reused;
@@ -353,6 +371,7 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
     pthread_mutex_unlock(&rm_large.lock);
     /* Filled outside the lock: nobody else knows this block yet. */
     fill_fresh(&nb, at, len, f);
+    seal_slack(&nb, true);
     return block_pointer(&nb);
 }
 
@@ -417,7 +436,7 @@ size_t large_usable(const void *p)
 {
     pthread_mutex_lock(&rm_large.lock);
     struct block *b = live_block(p, "malloc_usable_size()");
-    size_t usable = b->mapped;
+    size_t usable = usable_size(b);
     pthread_mutex_unlock(&rm_large.lock);
     return usable;
 }

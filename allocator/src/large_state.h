@@ -57,6 +57,13 @@ void fill_fresh(const struct block *b, uintptr_t at, size_t len, enum fresh f);
 unsigned pick_tag(uintptr_t start, size_t capacity, unsigned old);
 /* The pointer the program gets for b: its start with its tag. */
 void *block_pointer(const struct block *b);
+/* A tagged block's bytes past its size (rounded to the granule) up to its
+ * mapped end carry another tag while `sealed`, its own tag otherwise (as
+ * realloc needs while it copies, moves or grows the block). */
+void seal_slack(const struct block *b, bool sealed);
+/* What malloc_usable_size says: the mapped size, or for a tagged block its
+ * size up to the sealed slack. */
+size_t usable_size(const struct block *b);
 void account_mappings(long delta);
 void live_refpage_change(const struct block *b, long delta);
 bool budget_allows(size_t need);

@@ -62,9 +62,29 @@ void mte_fill(void *p, size_t len, unsigned char fill)
                          "stgp %1, %1, [%0, #16]"
                          : : "r"(g), "r"(word) : "memory");
 }
+
+__attribute__((target("arch=armv8.5-a+memtag")))
+void mte_set_tags(void *p, size_t len)
+{
+    char *g = p, *end = g + len;
+    if (((uintptr_t)g & 31) && g < end) {
+        __asm__ volatile("stg %0, [%0]" : : "r"(g) : "memory");
+        g += 16;
+    }
+    for (; g + 32 <= end; g += 32)
+        __asm__ volatile("st2g %0, [%0]" : : "r"(g) : "memory");
+    if (g < end)
+        __asm__ volatile("stg %0, [%0]" : : "r"(g) : "memory");
+}
 #else
+/* Never called: tagging is never on. */
 void mte_fill(void *p, size_t len, unsigned char fill)
 {
-    (void)p, (void)len, (void)fill;   /* never called: tagging is never on */
+    (void)p, (void)len, (void)fill;
+}
+
+void mte_set_tags(void *p, size_t len)
+{
+    (void)p, (void)len;
 }
 #endif

@@ -58,4 +58,18 @@ unsigned mte_pick(unsigned exclude);
  * with PROT_MTE), writing `fill` into every byte in the same stores. */
 void mte_fill(void *p, size_t len, unsigned char fill);
 
+/* Set the tags of [p, p+len) to p's tag, leaving the data alone (p and len
+ * multiples of the 16-byte granule). A reference page is copied first, as
+ * for a data store. */
+void mte_set_tags(void *p, size_t len);
+
+#define MTE_GRANULE 16
+
+/* The tag of the granules past a block's size in its last page: any tag
+ * but the block's own (and never 0), so that an overflow faults there too. */
+static inline unsigned mte_slack_tag(unsigned tag)
+{
+    return tag % (MTE_TAGS - 1) + 1;
+}
+
 #endif

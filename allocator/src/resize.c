@@ -116,6 +116,9 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
     size_t len = page_round(size ? size : 1);
     pthread_mutex_lock(&rm_large.lock);
     struct block *b = live_block(p, "realloc()");
+    /* Open the slack while the block changes: copies and moves read it,
+     * growing writes the pattern there. */
+    seal_slack(b, false);
     if (len <= b->mapped) {
         if (len < b->mapped) {
             size_t cut = b->mapped - len;
@@ -132,6 +135,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
         if (size < b->size)
             memset((char *)block_pointer(b) + size, b->pattern, len - size);
         b->size = size;
+        seal_slack(b, true);
         stat_add(ST_realloc_in_place, 1);
         trace("shrink", b->start, size);
         pthread_mutex_unlock(&rm_large.lock);
@@ -140,6 +144,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
     if (!budget_allows(EAGER_MAPPINGS) || address_limit_reached(len - b->mapped)) {
         /* Growing needs a mapping or two more: past the budget (or the
          * address-space limit) the block moves to the next allocator. */
+        seal_slack(b, true);
         pthread_mutex_unlock(&rm_large.lock);
         *unavailable = true;
         return NULL;
@@ -175,6 +180,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
     } else {
         errno = ENOMEM;
     }
+    seal_slack(b, true);   /* the block now, moved or not */
     pthread_mutex_unlock(&rm_large.lock);
     return result;
 }

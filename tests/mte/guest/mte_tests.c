@@ -215,6 +215,35 @@ static void case_underflow_into_previous_block_faults(void)
     touch(b - 1);
 }
 
+/* The granules past the size, in the block's last page, carry another tag. */
+static void case_overflow_past_size_faults(void)
+{
+    char *p = large(MIB + 100);
+    p[MIB + 99] = 1;
+    (void)*(volatile char *)(p + MIB + 111);   /* the size's own granule */
+    catch_faults();
+    touch(p + MIB + 112);
+}
+
+static void case_usable_size_follows_size(void)
+{
+    char *p = large(MIB + 100);
+    CHECK(malloc_usable_size(p) == MIB + 112, "usable size %zu", malloc_usable_size(p));
+    CHECK(memory_tag(p + MIB + 112) != tag_of(p), "the slack has the block's tag");
+    char *q = realloc(p, MIB + 5000);
+    CHECK(untag(q) == untag(p) && tag_of(q) == tag_of(p), "grew elsewhere");
+    CHECK(malloc_usable_size(q) == MIB + 5008, "usable size %zu", malloc_usable_size(q));
+    check_bytes(q, MIB, MIB + 5000, PATTERN);
+    q[MIB + 5007] = 2;
+    CHECK(memory_tag(q + MIB + 5008) != tag_of(q), "the new slack has the block's tag");
+    q = realloc(q, MIB + 10);
+    CHECK(malloc_usable_size(q) == MIB + 16, "usable size %zu", malloc_usable_size(q));
+    q = realloc(q, 2 * MIB);
+    check_bytes(q, MIB + 10, 2 * MIB, PATTERN);
+    check_tag_everywhere(q, 2 * MIB, tag_of(q));
+    free(q);
+}
+
 static void case_use_after_free_faults(void)
 {
     char *p = large(MIB);
@@ -452,7 +481,8 @@ static const struct test_case cases[] = {
 #define C(n) {#n, case_##n}
     C(pattern_through_tagged_pointer), C(write_copies_page_and_keeps_tag),
     C(wrong_tag_faults), C(untagged_pointer_faults), C(overflow_into_next_block_faults),
-    C(underflow_into_previous_block_faults), C(use_after_free_faults),
+    C(underflow_into_previous_block_faults), C(overflow_past_size_faults),
+    C(usable_size_follows_size), C(use_after_free_faults),
     C(reuse_gets_fresh_tag), C(stale_pointer_after_reuse_faults),
     C(double_free_after_reuse_aborts), C(realloc_keeps_content_and_tag),
     C(calloc_is_zero_and_tagged), C(aligned_block_is_tagged), C(eager_block_is_tagged_and_filled),
