@@ -23,6 +23,7 @@ import rig  # noqa: E402
 
 GUEST_LIB = "/lib/librefmalloc.so"
 GUEST_TESTS = "/bin/mte_tests"
+GUEST_PROBE = "/bin/probe_mte"
 
 TAGGED = [
     "has_mte",
@@ -91,17 +92,22 @@ def arm64_build(tmp_path_factory) -> Path:
         extra_args=("-O1", "-fno-builtin", "-Wall", "-Wextra", "-Werror",
                     "-Wno-use-after-free", "-pthread"),
     )
+    rig.cross_compile(TESTS_DIR / "mte" / "probe_mte.c", build / "probe_mte",
+                      extra_args=("-Wall", "-Wextra", "-Werror"))
     return build
 
 
 def boot(build: Path, configs, *, mte: bool, workdir: Path) -> dict[str, rig.CommandResult]:
-    commands = []
+    # First the machine itself, without refmalloc: does it keep tags per granule
+    # through memfd, sealing and copy-on-write (QEMU 7.2 does not)?
+    commands = [rig.GuestCommand("probe", [GUEST_PROBE, "mte" if mte else "nomte"], {})]
     for name, (options, extra, cases) in configs.items():
         env = {"LD_PRELOAD": GUEST_LIB, **extra}
         if options is not None:
             env["REFMALLOC_OPTIONS"] = options
         commands.append(rig.GuestCommand(name, [GUEST_TESTS, *cases], env, timeout=240))
-    files = {GUEST_LIB: build / "librefmalloc.so", GUEST_TESTS: build / "mte_tests"}
+    files = {GUEST_LIB: build / "librefmalloc.so", GUEST_TESTS: build / "mte_tests",
+             GUEST_PROBE: build / "probe_mte"}
     return rig.run(commands, files, mte=mte, workdir=workdir, timeout=900)
 
 
@@ -136,6 +142,13 @@ def assert_case(results: dict[str, rig.CommandResult], config: str, case: str) -
         f"{config}/{case}:\n{text or result.text}"
     )
     return text
+
+
+@pytest.mark.parametrize("machine", ["mte_machine", "plain_machine"])
+def test_the_emulated_machine_itself(request, machine):
+    probe = request.getfixturevalue(machine)["probe"]
+    assert probe.exit_code == 0 and not any(
+        line.startswith("not ok") for line in probe.output), probe.text
 
 
 @pytest.mark.parametrize(
