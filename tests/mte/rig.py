@@ -178,6 +178,16 @@ def _run(cmd: Sequence[str], what: str, cwd: Path | None = None) -> str:
 # --------------------------------------------------------------------- kernel
 
 
+def _publish(stage: Path, dest: Path, result: Path) -> None:
+    """Move a finished download into the cache in one rename; a concurrent
+    fetch that got there first (result exists) is as good."""
+    try:
+        stage.rename(dest)
+    except OSError:
+        if not result.is_file():
+            raise
+
+
 @functools.cache
 def kernel_package() -> str:
     """The name of the arm64 kernel package that linux-image-arm64 depends on
@@ -254,11 +264,7 @@ def fetch_kernel(cache: Path | None = None) -> Path:
         if configs:
             shutil.move(str(configs[0]), stage / "config")
         (stage / "package").write_text(debs[0].name + "\n")
-        try:
-            stage.rename(dest)
-        except OSError:
-            if not vmlinuz.is_file():  # not a concurrent fetch that won
-                raise
+        _publish(stage, dest, vmlinuz)
     return vmlinuz
 
 
@@ -385,11 +391,7 @@ def fetch_qemu(cache: Path | None = None) -> Path:
                 f"the {codename}-backports QEMU does not run with this system's libraries "
                 f"(apt-get install qemu-system-arm brings most of them): {e}"
             ) from e
-        try:
-            stage.rename(dest)
-        except OSError:
-            if not binary.is_file():  # not a concurrent fetch that won
-                raise
+        _publish(stage, dest, binary)
     return binary
 
 
