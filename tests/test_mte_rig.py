@@ -63,6 +63,8 @@ CONFIGS: dict[str, tuple[str | None, dict[str, str], list[str]]] = {
         "overflow_past_size_faults", "usable_size_follows_size",
         "realloc_keeps_content_and_tag", "double_free_after_reuse_aborts",
     ]),
+    # Freed blocks give their range back at once.
+    "mte-no-cache": ("mte=1,cache=0", {}, ["growth_never_touches_same_tag"]),
     "mte-free-pattern": ("mte=1,free_pattern=0xdd", {}, [
         "use_after_free_faults", "pattern_through_tagged_pointer",
     ]),

@@ -106,6 +106,17 @@ static bool move_block(const struct block *old, size_t len, struct block *moved)
     return true;
 }
 
+/* A tagged block growing in place up to a block with the same tag (tags are
+ * picked against the neighbours of a block's range, and growing extends the
+ * range) would let an overflow into it pass: it moves instead. */
+static bool would_touch_same_tag(const struct block *b, size_t len)
+{
+    if (!b->tag || len != b->capacity)
+        return false;
+    const struct block *above = blocks_find(b->start + len);
+    return above && above->tag == b->tag;
+}
+
 void *large_realloc(void *p, size_t size, bool *unavailable)
 {
     *unavailable = false;
@@ -157,7 +168,7 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
             b->capacity = len;
     }
     void *result;
-    if (len <= b->capacity) {
+    if (len <= b->capacity && !would_touch_same_tag(b, len)) {
         result = map_tail(b, len - b->mapped) ? block_pointer(b) : NULL;
         if (result)
             stat_add(ST_realloc_in_place, 1);

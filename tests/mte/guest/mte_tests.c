@@ -199,6 +199,32 @@ static void adjacent_pair(char **a, char **b)
           "memory tags at the boundary");
 }
 
+/* Growing in place extends a block's range: it must not come to touch a
+ * block with its own tag. Run with cache=0, so that a freed block gives its
+ * range back at once. */
+static void case_growth_never_touches_same_tag(void)
+{
+    char *a = large(MIB);                    /* range [0, 2M) */
+    char *x = large(MIB);                    /* [2M, 4M) */
+    char *c = NULL;
+    for (int i = 0; i < 16 && !c; i++) {     /* at 4M, until it has a's tag */
+        char *p = large(MIB);
+        CHECK(untag(p) == untag(a) + 4 * MIB, "block at %p, not at a + 4 MiB", (void *)p);
+        if (tag_of(p) == tag_of(a))
+            c = p;
+        else
+            free(p);
+    }
+    CHECK(c, "no block right after x got a's tag");
+    free(x);                                 /* [2M, 4M) free again */
+    char *grown = realloc(a, 4 * MIB);
+    CHECK(grown && tag_of(grown) == tag_of(a), "realloc");
+    if (untag(grown) + 4 * MIB == untag(c))
+        fail("grown in place up to a block of the same tag %u", tag_of(c));
+    free(grown);
+    free(c);
+}
+
 static void case_overflow_into_next_block_faults(void)
 {
     char *a, *b;
@@ -482,6 +508,7 @@ static const struct test_case cases[] = {
     C(pattern_through_tagged_pointer), C(write_copies_page_and_keeps_tag),
     C(wrong_tag_faults), C(untagged_pointer_faults), C(overflow_into_next_block_faults),
     C(underflow_into_previous_block_faults), C(overflow_past_size_faults),
+    C(growth_never_touches_same_tag),
     C(usable_size_follows_size), C(use_after_free_faults),
     C(reuse_gets_fresh_tag), C(stale_pointer_after_reuse_faults),
     C(double_free_after_reuse_aborts), C(realloc_keeps_content_and_tag),
