@@ -29,7 +29,6 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -55,36 +54,25 @@ RESULT = re.compile(r"RESULT \S+ ns=(\d+) instructions=\S+ anon_kib=(-?\d+) pss_
                     r"tag=(\d+)")
 
 
-def cross_build(workdir: Path) -> Path:
-    build = workdir / "arm64"
-    for step in (
-        ["cmake", "-S", str(REPO), "-B", str(build),
-         f"-DCMAKE_TOOLCHAIN_FILE={REPO / 'cmake' / 'aarch64-linux-gnu.cmake'}"],
-        ["cmake", "--build", str(build)],
-    ):
-        subprocess.run(step, check=True, capture_output=True)
-    return build / "librefmalloc.so"
-
-
 def measure(lib: Path, prog: Path, args: argparse.Namespace, workdir: Path,
             icount: bool) -> dict[str, list[dict[str, int]]]:
     names = list(CONFIGS)
-    commands = []
+    commands, config_of = [], {}
     for rep in range(args.repeat):
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
             mode, env = CONFIGS[name]
+            command = f"{name.replace(' ', '_').replace('=', '')}.{rep}"
+            config_of[command] = name
             commands.append(rig.GuestCommand(
-                f"{name.replace(' ', '_').replace('=', '')}.{rep}",
-                [GUEST_PROG, mode, str(args.mib), str(args.percent)], env, timeout=600))
+                command, [GUEST_PROG, mode, str(args.mib), str(args.percent)], env, timeout=600))
     extra = ["-icount", "shift=0"] if icount else []
     results = rig.run(commands, {GUEST_LIB: lib, GUEST_PROG: prog}, mte=True,
                       workdir=workdir / ("icount" if icount else "timed"), timeout=3000,
                       extra_qemu_args=extra)
     out: dict[str, list[dict[str, int]]] = {name: [] for name in names}
     for command in commands:
-        name = names[[n.replace(" ", "_").replace("=", "") for n in names]
-                     .index(command.name.rsplit(".", 1)[0])]
+        name = config_of[command.name]
         result = results[command.name]
         found = [m for line in result.output if (m := RESULT.search(line))]
         if result.exit_code != 0 or not found:
@@ -131,7 +119,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="refmalloc-mte-bench-") as tmp:
         workdir = Path(tmp)
         print("bench/mte: building the arm64 library and program", file=sys.stderr)
-        lib = args.lib or cross_build(workdir)
+        lib = args.lib or rig.build_library(workdir / "arm64")
         prog = rig.cross_compile(REPO / "bench" / "programs" / "mte_prefault.c",
                                  workdir / "mte_prefault", extra_args=("-Wall", "-Werror"))
         timed = measure(lib, prog, args, workdir, icount=False)

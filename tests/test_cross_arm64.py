@@ -4,9 +4,13 @@ emulation with the arm64 library preloaded."""
 
 import shutil
 import subprocess
+import sys
 
 import pytest
-from rmhelpers import INCLUDE, PROGRAMS, REPO, assert_ok
+from rmhelpers import INCLUDE, PROGRAMS, TESTS_DIR, assert_ok
+
+sys.path.insert(0, str(TESTS_DIR / "mte"))
+import rig  # noqa: E402
 
 SYSROOT = "/usr/aarch64-linux-gnu"
 TOOLS = {
@@ -21,15 +25,10 @@ def arm64(tmp_path_factory):
                if not shutil.which(tool)]
     assert not missing, f"the arm64 cross build needs: {', '.join(missing)}"
     build = tmp_path_factory.mktemp("arm64")
-    for step in (
-        ["cmake", "-S", str(REPO), "-B", str(build),
-         f"-DCMAKE_TOOLCHAIN_FILE={REPO / 'cmake' / 'aarch64-linux-gnu.cmake'}"],
-        ["cmake", "--build", str(build)],
-        ["aarch64-linux-gnu-gcc", "-std=gnu11", "-O1", "-fno-builtin", f"-I{INCLUDE}",
-         f"-I{PROGRAMS}", str(PROGRAMS / "pattern.c"), "-o", str(build / "pattern"),
-         "-ldl", "-pthread"],
-    ):
-        subprocess.run(step, check=True, capture_output=True)
+    rig.build_library(build)
+    rig.cross_compile(PROGRAMS / "pattern.c", build / "pattern",
+                      extra_args=("-O1", "-fno-builtin", f"-I{INCLUDE}", f"-I{PROGRAMS}",
+                                  "-ldl", "-pthread"))
     return build
 
 

@@ -83,13 +83,7 @@ REFUSAL = ("refmalloc: mte=1 refused: this CPU has no Memory Tagging Extension "
 @pytest.fixture(scope="module")
 def arm64_build(tmp_path_factory) -> Path:
     build = tmp_path_factory.mktemp("mte-arm64")
-    for step in (
-        ["cmake", "-S", str(REPO), "-B", str(build),
-         f"-DCMAKE_TOOLCHAIN_FILE={REPO / 'cmake' / 'aarch64-linux-gnu.cmake'}"],
-        ["cmake", "--build", str(build)],
-    ):
-        cp = subprocess.run(step, capture_output=True, text=True)
-        assert cp.returncode == 0, f"{' '.join(step)}\n{cp.stdout}\n{cp.stderr}"
+    rig.build_library(build)
     rig.cross_compile(
         TESTS_DIR / "mte" / "guest" / "mte_tests.c", build / "mte_tests",
         extra_args=("-O1", "-fno-builtin", "-Wall", "-Wextra", "-Werror",

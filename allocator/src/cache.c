@@ -137,7 +137,7 @@ bool quarantine(struct block *b)
     size_t chunk = refpage_chunk_for(rm_large.refpage_mapped, b->mapped);
     size_t need = refpage_mappings_for(b->mapped, chunk) + 1;
     unsigned char pattern = config()->free_pattern_on ? config()->free_pattern : b->pattern;
-    unsigned tag = b->tag ? pick_tag(b->start, b->capacity, b->tag) : 0;
+    unsigned tag = pick_tag(b->start, b->capacity, b->tag);
     if (!budget_allows(need) ||
         refpage_map(b->start, b->mapped, pattern, tag, chunk) != REFPAGE_OK)
         return false;   /* the caller releases the whole range, whatever state it is in */

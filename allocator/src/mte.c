@@ -35,8 +35,6 @@ bool mte_on(void)
 
 unsigned mte_pick(unsigned exclude)
 {
-    if (!mte.on)
-        return 0;
     /* Tag 0 is what untagged pointers carry. With at most three other
      * exclusions, twelve tags remain. */
     exclude |= 1u;

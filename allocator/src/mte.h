@@ -50,8 +50,8 @@ static inline void *mte_tagged(uintptr_t addr, unsigned tag)
 
 /* A tag for a block: never 0, never one in the `exclude` bit mask (the
  * neighbours' tags and the block's previous one), rotating through the rest
- * so that consecutive blocks differ. 0 when tagging is off. Callers hold the
- * large-block lock. */
+ * so that consecutive blocks differ. Only when tagging is on; callers hold
+ * the large-block lock. */
 unsigned mte_pick(unsigned exclude);
 
 /* Set the tags of [p, p+len) to p's tag (len a multiple of 32; memory mapped

@@ -79,6 +79,7 @@ from pathlib import Path
 from typing import TextIO
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
 INIT_SOURCE = HERE / "init.c"
 SYSROOT = Path("/usr/aarch64-linux-gnu")
 SYSROOT_LIBS = (SYSROOT / "lib", SYSROOT / "lib64", SYSROOT / "usr" / "lib")
@@ -435,6 +436,17 @@ def cross_compile(
     cmd.extend(extra_args)
     _run(cmd, f"cross-compiling {source}")
     return out
+
+
+def build_library(build: Path) -> Path:
+    """librefmalloc.so for arm64: the repository built with CMake and
+    cmake/aarch64-linux-gnu.cmake into `build`. Returns the library."""
+    toolchain = REPO / "cmake" / "aarch64-linux-gnu.cmake"
+    _need_tool(CC, "gcc-aarch64-linux-gnu libc6-dev-arm64-cross")
+    _run(["cmake", "-S", str(REPO), "-B", str(build), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}"],
+         "cmake configure (arm64)")
+    _run(["cmake", "--build", str(build)], "cmake build (arm64)")
+    return build / "librefmalloc.so"
 
 
 def init_binary(cache: Path | None = None) -> Path:

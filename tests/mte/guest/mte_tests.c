@@ -279,14 +279,21 @@ static void case_use_after_free_faults(void)
     touch(p);
 }
 
-static void case_reuse_gets_fresh_tag(void)
+/* Free p (a block of MIB bytes) and allocate it again: the same block. */
+static char *free_and_reuse(char *p)
 {
-    char *p = large(MIB);
-    memset(p, 1, MIB);
     free(p);
     char *q = large(MIB);
     CHECK(untag(q) == untag(p), "the freed block was not reused (%p, %p)", (void *)p,
           (void *)q);
+    return q;
+}
+
+static void case_reuse_gets_fresh_tag(void)
+{
+    char *p = large(MIB);
+    memset(p, 1, MIB);
+    char *q = free_and_reuse(p);
     CHECK(tag_of(q) != tag_of(p), "reused with the same tag %u", tag_of(q));
     check_bytes(q, 0, MIB, PATTERN);
     check_tag_everywhere(q, MIB, tag_of(q));
@@ -298,9 +305,7 @@ static void case_reuse_gets_fresh_tag(void)
 static void case_stale_pointer_after_reuse_faults(void)
 {
     char *p = large(MIB);
-    free(p);
-    char *q = large(MIB);
-    CHECK(untag(q) == untag(p), "the freed block was not reused");
+    char *q = free_and_reuse(p);
     q[0] = 2;
     catch_faults();
     touch(p);
@@ -309,10 +314,8 @@ static void case_stale_pointer_after_reuse_faults(void)
 static void case_double_free_after_reuse_aborts(void)
 {
     char *p = large(MIB);
-    free(p);
-    char *q = large(MIB);
-    CHECK(untag(q) == untag(p), "the freed block was not reused");
-    free(p);   /* the stale pointer: refmalloc must refuse it, not free q */
+    free_and_reuse(p);
+    free(p);   /* the stale pointer: refmalloc must refuse it, not free the new block */
 }
 
 /* The content written by case_realloc_keeps_content_and_tag: i * 7 in the
