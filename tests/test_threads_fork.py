@@ -55,3 +55,20 @@ def test_exec_of_system_program_inherits_no_memfd(build, run_prog):
     assert "LISTED" in cp.stdout
     # a memfd link reads "/memfd:NAME (deleted)"
     assert "memfd:" not in cp.stdout, cp.stdout
+
+
+def test_fork_from_a_signal_handler_that_interrupted_fork(build, run_prog):
+    """Issue 11 item 1 (glibc's tst-mallocfork2): an itimer's handler forks
+    while main forks 3000 times. fork is async-signal-safe; a single-threaded
+    process holds no refmalloc lock across fork (hung before the fix)."""
+    cp = assert_ok(run_prog(build("forkdeadlock.c"), ["signal", 3000], timeout=60))
+    assert "OK signal forks=3000" in cp.stdout
+
+
+def test_fork_against_stdio_locks_does_not_deadlock(build, run_prog):
+    """Issue 11 item 2 (glibc's tst-malloc-fork-deadlock, bug 19431): 4 threads
+    fork, 8 threads getline() a 1 MiB line (large reallocs), one runs
+    fflush(NULL). refmalloc's locks are taken after the stdio list lock, as
+    glibc's are (hung before the fix)."""
+    cp = assert_ok(run_prog(build("forkdeadlock.c"), ["stdio", 3], timeout=60))
+    assert "OK stdio seconds=3" in cp.stdout

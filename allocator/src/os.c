@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -273,6 +274,35 @@ size_t os_address_used(void)
 long os_getpid(void)
 {
     return (long)getpid();
+}
+
+bool os_single_threaded(void)
+{
+    return __libc_single_threaded;
+}
+
+/* Exported by glibc since 2.2.5 (libio), declared in no public header. Weak:
+ * a C library without them leaves stdio out of refmalloc's fork order. */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
+void os_stdio_lock(void)
+{
+    if (_IO_list_lock)
+        _IO_list_lock();
+}
+
+void os_stdio_unlock(void)
+{
+    if (_IO_list_unlock)
+        _IO_list_unlock();
+}
+
+void os_stdio_reset(void)
+{
+    if (_IO_list_resetlock)
+        _IO_list_resetlock();
 }
 
 bool os_is_secure(void)

@@ -56,6 +56,17 @@ size_t os_address_used(void);
 
 /* Process. */
 long os_getpid(void);
+/* No thread was ever created (glibc's __libc_single_threaded): a fork then
+ * has no other thread that could hold a lock. */
+bool os_single_threaded(void);
+/* glibc's lock of the list of stdio streams (recursive), which glibc's fork
+ * takes before its malloc locks: refmalloc takes it first too, so that a
+ * thread in fflush(NULL) waiting for a stream held by a thread waiting for
+ * refmalloc's lock cannot close a cycle with a forking thread. reset: in a
+ * child, where its holder may not exist. */
+void os_stdio_lock(void);
+void os_stdio_unlock(void);
+void os_stdio_reset(void);
 bool os_is_secure(void);                           /* AT_SECURE: setuid/setgid */
 /* Memory tagging: is it there, and are tag checks on for this thread
  * (synchronous, set here unless the program chose a mode itself)? */
