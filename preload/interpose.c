@@ -69,8 +69,18 @@ static void *large_or_next(size_t size, size_t align, bool zero, unsigned char p
         p = rm_next.calloc(1, size);
     } else {
         p = align > BASE_ALIGNMENT ? rm_next.memalign(align, size) : rm_next.malloc(size);
-        if (p)
-            memset(p, pattern, next_usable(p, size));
+        if (p) {
+            /* An aligned block's usable size may include most of the
+             * alignment (glibc's memalign(1 GiB, 1 MiB) from mmap): filling
+             * it would cost up to the alignment in memory. The size asked
+             * for, to its page, gets the pattern; the slack keeps what the
+             * next allocator gave (fresh zero pages from the kernel). */
+            size_t fill = next_usable(p, size);
+            size_t asked = (size + os_page_size() - 1) & ~(os_page_size() - 1);
+            if (align > BASE_ALIGNMENT && fill > asked)
+                fill = asked;
+            memset(p, pattern, fill);
+        }
     }
     if (p) {
         stat_add(zero ? ST_zero_allocs : ST_eager_allocs, 1);

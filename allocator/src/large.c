@@ -46,25 +46,77 @@ void trace(const char *op, uintptr_t addr, size_t size)
     out_flush(&o);
 }
 
+/* Mappings left for the program's own use, which the kernel counts with
+ * ours against vm.max_map_count: glibc's malloc needs one to start a run of
+ * mmap'd blocks (its next ones merge with it), so a program at its own limit
+ * that works under glibc must find a few. */
+#define PROGRAM_MAPPINGS 64
+
+/* What the process as a whole lets us map: the limit less the program's
+ * mappings when they were last counted, less its share. */
+static size_t process_allows(void)
+{
+    size_t max = rm_large.max_map_count, theirs = rm_large.others + PROGRAM_MAPPINGS;
+    if (max == 0)
+        return SIZE_MAX;
+    return max > theirs ? max - theirs : 0;
+}
+
+/* Count the mappings for real, the region's and the program's: ours are
+ * an upper bound (blocks placed side by side share mappings, so it is far
+ * too high), and the program's change without our knowing. Reading
+ * /proc/self/maps is slow, so only: at the first large block, once every
+ * RECOUNT_EVERY fresh mappings, when our own have grown by half the distance
+ * to the limit, and (forced) when the kernel refused one of ours. */
+#define RECOUNT_EVERY 1024
+
+static void recount_mappings(bool forced)
+{
+    size_t allows = process_allows();
+    size_t limit = allows < rm_large.budget ? allows : rm_large.budget;
+    size_t distance = limit > rm_large.counted_at ? limit - rm_large.counted_at : 0;
+    size_t step = distance / 2 > 16 ? distance / 2 : 16;
+    bool due = !rm_large.counted || rm_large.mappings >= rm_large.counted_at + step ||
+               rm_large.fresh_since_count >= RECOUNT_EVERY;
+    if (!forced && !due)
+        return;
+    size_t inside;
+    long total = os_count_mappings(region_base(), region_base() + region_size(), &inside);
+    if (total < 0)
+        return;
+    rm_large.counted = true;
+    rm_large.fresh_since_count = 0;
+    rm_large.others = (size_t)total - inside;
+    rm_large.mappings = inside;
+    rm_large.counted_at = inside;
+    stat_set(ST_mappings_in_use, rm_large.mappings);
+}
+
 static void start_once(void)
 {
     if (rm_large.started)
         return;
     rm_large.started = true;
+    /* Read once here rather than per allocation: a system call glibc's
+     * malloc does not make would cost time on every large request and could
+     * be refused by a seccomp filter installed later. setrlimit() through
+     * libc reaches large_address_limit_*(), which keep it current. */
+    rm_large.address_limit = os_address_limit();
+    rm_large.overcommit_limit = os_overcommit_single_limit();
     size_t want = config()->reserve, least = (size_t)1 << 30;
-    size_t limit = os_address_limit();
-    if (limit != SIZE_MAX) {
+    if (rm_large.address_limit != SIZE_MAX) {
         /* Under an address-space limit take a quarter of what is left: the
          * program's own mappings need the rest. */
-        size_t used = os_address_used();
+        size_t limit = rm_large.address_limit, used = os_address_used();
         size_t room = limit > used ? limit - used : 0;
         want = want < room / 4 ? want : room / 4;
         least = (size_t)64 << 20;
     }
     rm_large.region_ok = region_init(want, least);
+    long long max = os_read_number("/proc/sys/vm/max_map_count");
+    rm_large.max_map_count = max > 0 ? (size_t)max : 0;
     size_t budget = config()->max_mappings;
     if (budget == 0) {
-        long long max = os_read_number("/proc/sys/vm/max_map_count");
         /* A quarter of the process limit: the program and its libraries
          * need the rest. */
         budget = max > 0 ? (size_t)max / 4 : 16384;
@@ -76,20 +128,63 @@ static void start_once(void)
                   "they go to the next allocator, filled eagerly");
 }
 
-bool address_limit_reached(size_t len)
+void large_start(void)
 {
-    size_t limit = os_address_limit();
-    if (limit == SIZE_MAX)
-        return false;
-    /* What the process maps outside the region, plus what we map inside. */
+    pthread_mutex_lock(&rm_large.lock);
+    start_once();
+    pthread_mutex_unlock(&rm_large.lock);
+}
+
+/* Bytes of address space the process uses outside the region, plus what
+ * is mapped inside it: what would count if the region were not reserved. */
+static size_t address_taken(void)
+{
     size_t used = os_address_used(), reserved = region_size();
     size_t outside = used > reserved ? used - reserved : 0;
-    return outside + rm_large.mapped_bytes + len > limit;
+    return outside + rm_large.mapped_bytes;
+}
+
+bool address_limit_reached(size_t len)
+{
+    size_t limit = rm_large.address_limit;
+    return limit != SIZE_MAX && address_taken() + len > limit;
+}
+
+void large_address_limit_lowering(size_t limit)
+{
+    pthread_mutex_lock(&rm_large.lock);
+    start_once();
+    if (rm_large.region_ok && limit != SIZE_MAX) {
+        /* The reservation counts in the address-space size although it
+         * holds nothing: under the new limit it would leave the program
+         * without room for its own memory. Keep a quarter of what the limit
+         * leaves, as at start-up; cached blocks go first. */
+        while (rm_large.ncached > 0)
+            cache_evict_oldest();
+        size_t taken = address_taken();
+        size_t room = limit > taken ? limit - taken : 0;
+        size_t cut = region_trim(room / 4);
+        if (cut)
+            trace("trim", region_base() + region_size(), cut);
+    }
+    pthread_mutex_unlock(&rm_large.lock);
+}
+
+void large_address_limit_changed(void)
+{
+    pthread_mutex_lock(&rm_large.lock);
+    rm_large.address_limit = os_address_limit();
+    pthread_mutex_unlock(&rm_large.lock);
 }
 
 void account_mappings(long delta)
 {
-    rm_large.mappings += (size_t)delta;
+    /* After a recount the per-block figures may add up to more than the
+     * total: never below zero. */
+    if (delta < 0 && (size_t)-delta > rm_large.mappings)
+        rm_large.mappings = 0;
+    else
+        rm_large.mappings += (size_t)delta;
     stat_set(ST_mappings_in_use, rm_large.mappings);
 }
 
@@ -139,9 +234,17 @@ void release(struct block *b)
 /* Make room for `need` more mappings by dropping cached blocks. */
 bool budget_allows(size_t need)
 {
-    while (rm_large.mappings + need > rm_large.budget && rm_large.ncached > 0)
+    rm_large.fresh_since_count++;
+    recount_mappings(false);
+    for (;;) {
+        size_t allows = process_allows();
+        size_t limit = allows < rm_large.budget ? allows : rm_large.budget;
+        if (rm_large.mappings + need <= limit)
+            return true;
+        if (rm_large.ncached == 0)
+            return false;
         cache_evict_oldest();
-    return rm_large.mappings + need <= rm_large.budget;
+    }
 }
 
 /* ---- mapping fresh memory ------------------------------------------------ */
@@ -165,6 +268,8 @@ enum fresh map_fresh(struct block *b, uintptr_t at, size_t len, bool zero)
                 return FRESH_REFPAGE;
             }
             reason = r == REFPAGE_NO_MEMFD ? ST_fallback_memfd : ST_fallback_map;
+            if (r == REFPAGE_MAP_FAILED)
+                recount_mappings(true);   /* at the process's limit? */
         }
         stat_add(reason, 1);
         warn_once(reason, reason == ST_fallback_budget
@@ -254,23 +359,28 @@ static enum refmalloc_block_kind kind_of(enum fresh f)
 
 /* ---- allocation ------------------------------------------------------------ */
 
-/* Room after a block lets realloc grow it in place. */
+/* Room after a block lets realloc grow it in place; under an address-space
+ * limit the room would count against the program, so there is none. */
 size_t capacity_for(size_t len)
 {
+    if (rm_large.address_limit != SIZE_MAX)
+        return len;
     return len <= (SIZE_MAX >> 3) ? 2 * len : len;
 }
 
-/* Address range for a block of len bytes, with room to grow if there is
- * space: *got says how much was reserved. 0 when the region is full. */
-uintptr_t reserve_range(size_t len, size_t align, size_t *got)
+/* Address range for a block of len bytes, with room to grow (`room`) if
+ * there is space: *got says how much was reserved. 0 when the region is
+ * full. A fresh block gets none: most are never resized, and blocks placed
+ * side by side share mappings; one that grows gets room when it moves. */
+uintptr_t reserve_range(size_t len, size_t align, bool room, size_t *got)
 {
-    *got = capacity_for(len);
+    *got = room ? capacity_for(len) : len;
     uintptr_t at = region_alloc(*got, align);
     if (!at) {
         *got = len;
         at = region_alloc(len, align);
     }
-    while (!at && rm_large.ncached > 0) {
+    while (!at && rm_large.ncached > 0 && len <= region_size()) {
         cache_evict_oldest();
         at = region_alloc(len, align);
     }
@@ -292,7 +402,10 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
 
     pthread_mutex_lock(&rm_large.lock);
     start_once();
-    if (!rm_large.region_ok) {
+    /* Sizes the region could never hold, or that the kernel's overcommit
+     * policy refuses in one mapping (each chunk mapping would pass on its
+     * own): the next allocator gives the answer glibc gives, at once. */
+    if (!rm_large.region_ok || len > region_size() || len > rm_large.overcommit_limit) {
         pthread_mutex_unlock(&rm_large.lock);
         *unavailable = true;
         return NULL;
@@ -326,7 +439,7 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
         stat_add(ST_fallback_budget, 1);
         warn_once(ST_fallback_budget, "mapping budget reached; large blocks now come from "
                   "the next allocator, filled eagerly");
-    } else if (!(at = reserve_range(len, align, &capacity))) {
+    } else if (!(at = reserve_range(len, align, false, &capacity))) {
         stat_add(ST_fallback_region, 1);
         warn_once(ST_fallback_region, "reserved address range full; large blocks go to "
                   "the next allocator, filled eagerly");
@@ -342,9 +455,12 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
     nb.tag = (uint8_t)pick_tag(at, capacity, 0);
     enum fresh f = map_fresh(&nb, at, len, zero);
     if (f == FRESH_FAILED) {
+        /* Even anonymous memory was refused (the process's mapping count
+         * at vm.max_map_count, say): the next allocator may still succeed,
+         * as glibc's does by growing its heap. */
         region_free(at, capacity);
         pthread_mutex_unlock(&rm_large.lock);
-        errno = ENOMEM;
+        *unavailable = true;
         return NULL;
     }
     nb.kind = (uint8_t)kind_of(f);

@@ -25,8 +25,9 @@ bool large_owns(const void *p);
  * not a live block. */
 void large_free(void *p, const char *caller);
 
-/* Resize; NULL with ENOMEM leaves p untouched. NULL with *unavailable set:
- * the mapping budget is spent, the caller moves the block elsewhere. */
+/* Resize; NULL leaves p untouched. NULL with *unavailable set: refmalloc
+ * has no room for it (budget, range, mappings refused): the caller moves the
+ * block to the next allocator. */
 void *large_realloc(void *p, size_t size, bool *unavailable);
 
 size_t large_usable(const void *p);
@@ -40,6 +41,15 @@ void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *c
 /* Visit the last blocks freed, oldest first (the lock is held). */
 void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
                       void *ctx);
+
+/* Set up the region and read the limits (at start-up: later a seccomp
+ * filter may refuse what this needs). Idempotent. */
+void large_start(void);
+
+/* Around setrlimit(RLIMIT_AS): before, give back the unused reservation the
+ * new limit has no room for; after, read the limit again. */
+void large_address_limit_lowering(size_t limit);
+void large_address_limit_changed(void);
 
 void large_fork_prepare(void);
 void large_fork_parent(void);

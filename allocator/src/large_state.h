@@ -25,8 +25,16 @@ struct large_state {
     pthread_mutex_t lock;
     bool started;            /* region and budget set up (or tried) */
     bool region_ok;
+    size_t address_limit;    /* RLIMIT_AS, cached: SIZE_MAX when unlimited */
+    size_t overcommit_limit; /* largest mapping the kernel's policy allows */
     size_t budget;           /* mappings we allow ourselves */
-    size_t mappings;         /* mappings accounted to blocks */
+    size_t mappings;         /* mappings accounted to blocks: an upper bound,
+                              * the kernel merges neighbours */
+    size_t max_map_count;    /* vm.max_map_count; 0 if unknown */
+    bool counted;            /* mappings counted for real once */
+    size_t counted_at;       /* our mappings when last counted */
+    size_t others;           /* the program's mappings when last counted */
+    size_t fresh_since_count; /* budget checks since then */
     size_t refpage_mapped;   /* reference-page bytes mapped, live or cached */
     uintptr_t cached[CACHE_SLOTS];  /* starts of cached blocks, oldest first */
     size_t ncached;
@@ -71,7 +79,7 @@ bool budget_allows(size_t need);
  * is reserved already, so the kernel would not stop us: we must. */
 bool address_limit_reached(size_t len);
 size_t capacity_for(size_t len);
-uintptr_t reserve_range(size_t len, size_t align, size_t *got);
+uintptr_t reserve_range(size_t len, size_t align, bool room, size_t *got);
 /* Give a block's range back to the reservation and undo its accounting;
  * release() also drops it from the table. */
 void unmap_block(const struct block *b);

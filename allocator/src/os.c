@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/single_threaded.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 /* Memory tagging (arm64 MTE): constants from the kernel's uapi, for
@@ -69,10 +70,15 @@ bool os_reserve_fixed(void *addr, size_t len)
                 -1, 0) != MAP_FAILED;
 }
 
-bool os_map_file_fixed(void *addr, size_t len, int fd, bool tagged)
+void os_unreserve(void *addr, size_t len)
+{
+    munmap(addr, len);
+}
+
+bool os_map_file_fixed(void *addr, size_t len, int fd, size_t offset, bool tagged)
 {
     return mmap(addr, len, data_prot(tagged), MAP_PRIVATE | MAP_FIXED,
-                fd, 0) != MAP_FAILED;
+                fd, (off_t)offset) != MAP_FAILED;
 }
 
 bool os_map_anon_fixed(void *addr, size_t len, bool tagged)
@@ -81,11 +87,19 @@ bool os_map_anon_fixed(void *addr, size_t len, bool tagged)
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
 }
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
 bool os_move_fixed(void *from, size_t len, void *to)
 {
     /* Since Linux 6.17 a move without resize may span several VMAs; older
-     * kernels refuse (EFAULT) and the caller copies instead. */
-    return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+     * kernels refuse (EFAULT) and the caller copies instead. DONTUNMAP
+     * (Linux 5.13+ for file mappings) leaves `from` mapped, emptied: it is
+     * never a hole where another thread's mmap could land before the caller
+     * reserves it again (and then overwrite the program's mapping). */
+    return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to) !=
+           MAP_FAILED;
 }
 
 void os_dontneed(void *addr, size_t len)
@@ -257,6 +271,50 @@ bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out)
     return ok;
 }
 
+long os_count_mappings(uintptr_t lo, uintptr_t hi, size_t *inside)
+{
+    *inside = 0;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[16384];
+    long count = 0;
+    bool line_start = true;
+    uintptr_t start = 0;
+    bool in_address = false;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            char c = buf[i];
+            if (line_start) {
+                start = 0;
+                in_address = true;
+                line_start = false;
+            }
+            if (in_address) {
+                unsigned d = (unsigned char)c;
+                if (d >= '0' && d <= '9')
+                    start = start * 16 + (d - '0');
+                else if (d >= 'a' && d <= 'f')
+                    start = start * 16 + (d - 'a' + 10);
+                else {
+                    in_address = false;
+                    count++;
+                    *inside += start >= lo && start < hi;
+                }
+            }
+            if (c == '\n')
+                line_start = true;
+        }
+    }
+    close(fd);
+    return count;
+}
+
 size_t os_address_limit(void)
 {
     struct rlimit r;
@@ -269,6 +327,17 @@ size_t os_address_used(void)
 {
     long long pages = os_read_number("/proc/self/statm");
     return pages > 0 ? (size_t)pages * os_page_size() : 0;
+}
+
+size_t os_overcommit_single_limit(void)
+{
+    if (os_read_number("/proc/sys/vm/overcommit_memory") != 0)
+        return SIZE_MAX;
+    struct sysinfo si;
+    if (sysinfo(&si) != 0)
+        return SIZE_MAX;
+    unsigned __int128 total = ((unsigned __int128)si.totalram + si.totalswap) * si.mem_unit;
+    return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
 }
 
 long os_getpid(void)

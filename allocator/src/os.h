@@ -14,10 +14,11 @@ size_t os_page_size(void);
 /* Address-space reservations: PROT_NONE, no commit charge. */
 void *os_reserve(size_t len);
 bool os_reserve_fixed(void *addr, size_t len);   /* give pages back, keep the range */
+void os_unreserve(void *addr, size_t len);       /* give the range back */
 
 /* Private mappings placed inside a reservation; `tagged` adds PROT_MTE
  * (arm64 memory tagging; only when os_mte_start() said OS_MTE_ON). */
-bool os_map_file_fixed(void *addr, size_t len, int fd, bool tagged);
+bool os_map_file_fixed(void *addr, size_t len, int fd, size_t offset, bool tagged);
 bool os_map_anon_fixed(void *addr, size_t len, bool tagged);
 bool os_move_fixed(void *from, size_t len, void *to);  /* mremap, no resize */
 void os_dontneed(void *addr, size_t len);
@@ -49,10 +50,18 @@ bool os_write_all(int fd, const void *buf, size_t len);
 int os_pagemap_open(void);
 bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out);
 
+/* Mappings of the process, from /proc/self/maps, and in *inside those that
+ * start in [lo, hi); -1 when it cannot be read. */
+long os_count_mappings(uintptr_t lo, uintptr_t hi, size_t *inside);
+
 /* Address space: the RLIMIT_AS soft limit (SIZE_MAX when unlimited) and
  * the size of every mapping of the process (VmSize; 0 if unreadable). */
 size_t os_address_limit(void);
 size_t os_address_used(void);
+/* What a single private writable mapping may cost under the kernel's
+ * overcommit policy: SIZE_MAX unless vm.overcommit_memory is 0 (heuristic),
+ * where one mapping larger than RAM + swap is refused. Read once. */
+size_t os_overcommit_single_limit(void);
 
 /* Process. */
 long os_getpid(void);

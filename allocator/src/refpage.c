@@ -51,7 +51,8 @@ size_t refpage_chunk_for(size_t live, size_t len)
 
 size_t refpage_mappings_for(size_t len, size_t chunk)
 {
-    return (len + chunk - 1) / chunk;
+    /* At most: a block need not start at a multiple of the chunk. */
+    return (len + chunk - 1) / chunk + 1;
 }
 
 /* Forget a file whose number is no longer ours; never close it, since the
@@ -129,12 +130,17 @@ enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char patter
     struct pattern_file *f = file_for(pattern, tag, need < chunk ? need : chunk);
     if (!f)
         return REFPAGE_NO_MEMFD;
-    /* The file may be larger than asked for: fewer, longer mappings. */
-    size_t step = f->len;
-    for (size_t off = 0; off < len; off += step) {
-        size_t n = len - off < step ? len - off : step;
-        if (!os_map_file_fixed((void *)(addr + off), n, f->fd, tag != 0))
+    /* The file tiles the address space: an address maps the file at its
+     * own offset modulo the file's length (a power of two). Blocks placed
+     * next to each other then map consecutive offsets of one file, and the
+     * kernel merges their mappings into one: a run of blocks costs one
+     * mapping per file length, not one (or two) per block. */
+    for (uintptr_t at = addr, end = addr + len; at < end;) {
+        size_t off = at & (f->len - 1);
+        size_t n = f->len - off < end - at ? f->len - off : end - at;
+        if (!os_map_file_fixed((void *)at, n, f->fd, off, tag != 0))
             return REFPAGE_MAP_FAILED;
+        at += n;
     }
     return REFPAGE_OK;
 }

@@ -14,7 +14,8 @@
  * gigabytes need only thousands of mappings. */
 size_t refpage_chunk_for(size_t live, size_t len);
 
-/* How many mappings refpage_map(len) will create with that chunk. */
+/* How many mappings refpage_map(len) creates with that chunk at most (the
+ * kernel merges them with neighbours mapping the same file: often fewer). */
 size_t refpage_mappings_for(size_t len, size_t chunk);
 
 enum refpage_result {

@@ -50,6 +50,11 @@ size_t region_size(void)
     return region.end - region.base;
 }
 
+uintptr_t region_base(void)
+{
+    return region.base;
+}
+
 static bool reserve_slot(void)
 {
     if (region.count < region.cap)
@@ -146,6 +151,27 @@ void region_free(uintptr_t start, size_t len)
     } else if (!insert_at(i, start, len)) {
         /* No memory for the table: the range stays reserved but unused. */
     }
+}
+
+size_t region_trim(size_t keep)
+{
+    if (region.count == 0)
+        return 0;
+    struct extent *last = &region.free[region.count - 1];
+    if (last->start + last->len != region.end || last->len <= keep)
+        return 0;
+    size_t cut = (last->len - keep) & ~(os_page_size() - 1);
+    if (cut == 0)
+        return 0;
+    uintptr_t end = region.end - cut;
+    /* The range shrinks before the kernel may hand the cut part to anyone:
+     * a pointer there is never taken for one of ours. */
+    __atomic_store_n(&region.end, end, __ATOMIC_RELEASE);
+    os_unreserve((void *)end, cut);
+    last->len -= cut;
+    if (last->len == 0)
+        region.count--;
+    return cut;
 }
 
 bool region_extend(uintptr_t start, size_t len, size_t new_len)

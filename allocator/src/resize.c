@@ -80,7 +80,7 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
 static bool move_block(const struct block *old, size_t len, struct block *moved)
 {
     size_t capacity;
-    uintptr_t to = reserve_range(len, os_page_size(), &capacity);
+    uintptr_t to = reserve_range(len, os_page_size(), true, &capacity);
     if (!to)
         return false;
     struct block nb = *old;
@@ -189,7 +189,9 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
         b->size = size;
         trace("grow", b->start, size);
     } else {
-        errno = ENOMEM;
+        /* No room of ours (the range is full, a mapping was refused): the
+         * next allocator may have some, as malloc of this size would use. */
+        *unavailable = true;
     }
     seal_slack(b, true);   /* the block now, moved or not */
     pthread_mutex_unlock(&rm_large.lock);
