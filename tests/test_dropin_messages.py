@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 
-from rmhelpers import assert_ok
+from rmhelpers import assert_ok, refmalloc_lines
 
 
 def _dlsite(build) -> tuple[str, str]:
@@ -65,3 +65,23 @@ def test_sites_log_truncates_a_module_name_to_1024_bytes(build, run_prog, tmp_pa
     assert_ok(run_prog(exe, [long_so], options=f"sites={log}"))
     rows = [r for r in _log_rows(log) if r[3] == "dlsite_fresh_byte"]
     assert [r[1] for r in rows] == [str(long_so)[:1024]], log.read_text()
+
+
+def test_site_list_naming_a_fifo_is_refused_at_once(build, run_prog, tmp_path):
+    # Opening a FIFO for reading waits for a writer: the base library hung at start-up.
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)
+    cp = assert_ok(run_prog(build("sites.c"), [], options=f"site_list={fifo}", timeout=10))
+    assert cp.stdout.split() == ["78", "aa", "aa"]
+    assert refmalloc_lines(cp.stderr) == [
+        f"refmalloc: site_list: cannot read {fifo}: not a regular file (a FIFO, device or "
+        "directory is never read); no site gets site_pattern"
+    ]
+
+
+def test_site_list_messages_say_why_it_cannot_be_read(build, run_prog, tmp_path):
+    exe = build("sites.c")
+    cp = assert_ok(run_prog(exe, [], options=f"site_list={tmp_path}"))
+    assert f"site_list: cannot read {tmp_path}: not a regular file" in cp.stderr
+    cp = assert_ok(run_prog(exe, [], options=f"site_list={tmp_path}/missing"))
+    assert f"site_list: cannot read {tmp_path}/missing: no such file or directory;" in cp.stderr

@@ -192,21 +192,37 @@ long long os_read_number(const char *path)
 
 char *os_read_file_meta(const char *path, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer, at
+     * start-up, forever. Only a regular file is read. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return NULL;
     struct stat st;
     char *buf = NULL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        size_t size = (size_t)st.st_size;
+    int err = EINVAL;
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+    } else if (S_ISREG(st.st_mode)) {
+        size_t size = (size_t)st.st_size, used = 0;
         buf = os_alloc_meta(size + 1);
-        if (buf && (size_t)read(fd, buf, size) != size) {
-            os_free_meta(buf, size + 1);
-            buf = NULL;
+        err = buf ? 0 : ENOMEM;
+        while (buf && used < size) {
+            ssize_t n = read(fd, buf + used, size - used);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                err = n < 0 ? errno : EIO;   /* shrank under us: EIO */
+                os_free_meta(buf, size + 1);
+                buf = NULL;
+                break;
+            }
+            used += (size_t)n;
         }
         *len = size;
     }
     close(fd);
+    if (!buf)
+        errno = err;
     return buf;
 }
 

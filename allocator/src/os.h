@@ -40,7 +40,9 @@ void os_close(int fd);
 /* Up to cap-1 bytes of a small file, NUL terminated; false when unreadable. */
 bool os_read_text(const char *path, char *buf, size_t cap);
 long long os_read_number(const char *path);       /* -1 when unreadable */
-/* A whole regular file in metadata memory (never freed); NULL on failure. */
+/* A whole regular file in metadata memory (never freed); NULL on failure,
+ * with errno: open's, or EINVAL for anything but a regular file (a FIFO, a
+ * device, a directory: never read, never waited for). */
 char *os_read_file_meta(const char *path, size_t *len);
 int os_create_new(const char *path);              /* O_EXCL|O_NOFOLLOW, -1 with errno */
 bool os_write_all(int fd, const void *buf, size_t len);

@@ -184,7 +184,13 @@ void sites_init(void)
         size_t len;
         char *text = os_read_file_meta(c->site_list, &len);
         if (!text) {
-            out_diag("site_list: cannot read ", c->site_list, "; no site gets site_pattern");
+            char num[24];
+            const char *why = errno == EINVAL ? "not a regular file (a FIFO, device or "
+                                                "directory is never read)"
+                                              : out_errno_text(errno, num);
+            out_diag_parts((const char *const[]){"site_list: cannot read ", c->site_list,
+                                                 ": ", why, "; no site gets site_pattern",
+                                                 NULL});
         } else {
             parse_list(text, len);
         }
