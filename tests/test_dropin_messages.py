@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -85,3 +86,102 @@ def test_site_list_messages_say_why_it_cannot_be_read(build, run_prog, tmp_path)
     assert f"site_list: cannot read {tmp_path}: not a regular file" in cp.stderr
     cp = assert_ok(run_prog(exe, [], options=f"site_list={tmp_path}/missing"))
     assert f"site_list: cannot read {tmp_path}/missing: no such file or directory;" in cp.stderr
+
+
+def _exit_via_sh(run_prog, options, script="exec true"):
+    """/bin/sh -c SCRIPT under the library: the exec'd program writes the files."""
+    return run_prog("/bin/sh", ["-c", script], options=options)
+
+
+def test_report_and_sites_at_a_dangling_symlink_say_it_is_a_link(run_prog, tmp_path):
+    # O_EXCL refuses the link with EEXIST: the base library said "the file exists".
+    for name in ("r.json", "s.log"):
+        (tmp_path / name).symlink_to(tmp_path / f"nowhere-{name}")
+    cp = _exit_via_sh(run_prog, f"report={tmp_path}/r.json,sites={tmp_path}/s.log")
+    assert cp.returncode == 0, cp.stderr
+    assert sorted(refmalloc_lines(cp.stderr)) == [
+        f"refmalloc: report not written to {tmp_path}/r.json: "
+        "it is a symbolic link (never followed)",
+        f"refmalloc: sites log not written to {tmp_path}/s.log: "
+        "it is a symbolic link (never followed)",
+    ]
+    assert not list(tmp_path.glob("nowhere-*"))
+
+
+def test_existing_report_and_sites_files_are_named_as_existing(run_prog, tmp_path):
+    (tmp_path / "r.json").write_text("mine")
+    (tmp_path / "s.log").write_text("mine")
+    cp = _exit_via_sh(run_prog, f"report={tmp_path}/r.json,sites={tmp_path}/s.log")
+    exists = "the file exists (never overwritten)"
+    assert sorted(refmalloc_lines(cp.stderr)) == [
+        f"refmalloc: report not written to {tmp_path}/r.json: {exists}",
+        f"refmalloc: sites log not written to {tmp_path}/s.log: {exists}",
+    ]
+    assert (tmp_path / "r.json").read_text() == (tmp_path / "s.log").read_text() == "mine"
+
+
+def test_cannot_create_says_why(run_prog, tmp_path):
+    (tmp_path / "file").write_text("")
+    cp = _exit_via_sh(run_prog, f"report={tmp_path}/missing/r.json,sites={tmp_path}/file/s.log")
+    assert sorted(refmalloc_lines(cp.stderr)) == [
+        f"refmalloc: report not written to {tmp_path}/missing/r.json: "
+        "cannot create it: no such file or directory",
+        f"refmalloc: sites log not written to {tmp_path}/file/s.log: "
+        "cannot create it: a path component is not a directory",
+    ]
+
+
+def test_report_and_sites_files_are_private_to_the_user(run_prog, tmp_path):
+    # They reveal addresses of the program's memory: 0600 whatever the umask (was 0644).
+    cp = _exit_via_sh(
+        run_prog, f"report={tmp_path}/r.json,sites={tmp_path}/s.log", "umask 000; exec true"
+    )
+    assert cp.returncode == 0, cp.stderr
+    for name in ("r.json", "s.log"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+
+
+def _cli_run(lib, *args):
+    env = {**os.environ, "REFMALLOC_LIB": lib}
+    env.pop("LD_PRELOAD", None)
+    env.pop("REFMALLOC_OPTIONS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pyalloc", "run", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_run_reports_are_private_to_the_user(lib, tmp_path):
+    for report in (tmp_path / "run.json", tmp_path / "each-%p.json"):
+        cp = _cli_run(lib, "--report", str(report), "--", "sh", "-c", "umask 000; exec true")
+        assert cp.returncode == 0, cp.stderr
+    written = sorted(tmp_path.iterdir())
+    assert len(written) == 2, written
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert json.loads((tmp_path / "run.json").read_text())["processes"]
+
+
+def test_cli_run_refuses_a_dangling_symlink_as_a_link(lib, tmp_path):
+    link = tmp_path / "run.json"
+    link.symlink_to(tmp_path / "nowhere")
+    cp = _cli_run(lib, "--report", str(link), "--", "true")
+    assert cp.returncode == 2
+    assert "is a symbolic link; refmalloc never follows one" in cp.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_cli_run_says_why_it_cannot_create_the_report(lib, tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    cp = _cli_run(lib, "--report", str(sub / "run.json"), "--", "rmdir", str(sub))
+    assert cp.returncode == 0, cp.stderr
+    assert (
+        f"refmalloc: report not written to {sub}/run.json: cannot create it: "
+        "No such file or directory"
+    ) in cp.stderr
+    kept = cp.stderr.rsplit("kept in ", 1)[1].strip()
+    shutil.rmtree(kept)

@@ -228,7 +228,18 @@ char *os_read_file_meta(const char *path, size_t *len)
 
 int os_create_new(const char *path)
 {
-    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* 0600: reports and site logs reveal addresses of the program's memory. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        /* O_EXCL refuses a symbolic link, even a dangling one, as EEXIST:
+         * tell the caller it is a link, which was not followed. */
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+            errno = ELOOP;
+        else
+            errno = EEXIST;
+    }
+    return fd;
 }
 
 bool os_write_all(int fd, const void *buf, size_t len)

@@ -146,6 +146,20 @@ const char *out_errno_text(int err, char buf[24])
     return buf;
 }
 
+void out_diag_not_written(const char *what, const char *path, int err)
+{
+    char num[24];
+    const char *why = ": cannot create it: ", *reason = out_errno_text(err, num);
+    if (err == EEXIST) {
+        why = ": the file exists (never overwritten)";
+        reason = "";
+    } else if (err == ELOOP) {
+        why = ": it is a symbolic link (never followed)";
+        reason = "";
+    }
+    out_diag_parts((const char *const[]){what, " not written to ", path, why, reason, NULL});
+}
+
 void out_diag_addr(const char *what, const void *addr, const char *why)
 {
     struct out o;

@@ -255,10 +255,10 @@ void sites_write_log(void)
     if (!*path)
         return;
     char full[RM_REPORT_PATH_MAX + 32];
-    int fd = out_expand_path(path, full, sizeof full) ? os_create_new(full) : -1;
+    bool fits = out_expand_path(path, full, sizeof full);
+    int fd = fits ? os_create_new(full) : -1;
     if (fd < 0) {
-        out_diag("sites log not written to ", path,
-                 errno == EEXIST ? ": the file exists (never overwritten)" : ": cannot create it");
+        out_diag_not_written("sites log", path, fits ? errno : ENAMETOOLONG);
         return;
     }
     struct out o;
