@@ -185,3 +185,37 @@ def test_cli_run_says_why_it_cannot_create_the_report(lib, tmp_path):
     ) in cp.stderr
     kept = cp.stderr.rsplit("kept in ", 1)[1].strip()
     shutil.rmtree(kept)
+
+
+def _probe(build, run_prog, options):
+    cp = assert_ok(run_prog(build("probe.c"), [131072], options=options))
+    return dict(ln.split(" ", 1) for ln in cp.stdout.splitlines() if " " in ln), cp
+
+
+def test_bad_repeated_value_keeps_the_earlier_one_and_says_so(build, run_prog):
+    # The base library kept 0x11 but said "using the default".
+    v, cp = _probe(build, run_prog, "pattern=0x11,pattern=zz")
+    assert (v["SMALL"], v["LARGE"]) == ("11", "11"), cp.stdout
+    assert refmalloc_lines(cp.stderr) == [
+        "refmalloc: REFMALLOC_OPTIONS: bad value 'zz' for 'pattern' "
+        "(expected a byte, 0-255 or 0x00-0xff); keeping pattern=0x11"
+    ]
+
+
+def test_repeated_key_last_valid_value_wins(build, run_prog):
+    v, cp = _probe(build, run_prog, "pattern=0x11,pattern=zz,pattern=0x22,free_pattern=off")
+    assert (v["SMALL"], v["LARGE"]) == ("22", "22"), cp.stdout
+    assert refmalloc_lines(cp.stderr)[0].endswith("; keeping pattern=0x11")
+    v, cp = _probe(build, run_prog, "free_pattern=0x33,free_pattern=off,free_pattern=x")
+    assert v["FREED"] == "01", cp.stdout  # off: the freed block keeps the program's bytes
+    assert refmalloc_lines(cp.stderr) == [
+        "refmalloc: REFMALLOC_OPTIONS: bad value 'x' for 'free_pattern' "
+        "(expected a byte or 'off'); keeping free_pattern=off"
+    ]
+
+
+def test_bad_first_value_uses_the_default(build, run_prog):
+    v, cp = _probe(build, run_prog, "pattern=zz,threshold=0")
+    assert (v["SMALL"], v["AT-1"], v["AT"]) == ("aa", "small", "large"), cp.stdout
+    lines = refmalloc_lines(cp.stderr)
+    assert len(lines) == 2 and all(ln.endswith("; using the default") for ln in lines), lines
