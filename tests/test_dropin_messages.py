@@ -219,3 +219,14 @@ def test_bad_first_value_uses_the_default(build, run_prog):
     assert (v["SMALL"], v["AT-1"], v["AT"]) == ("aa", "small", "large"), cp.stdout
     lines = refmalloc_lines(cp.stderr)
     assert len(lines) == 2 and all(ln.endswith("; using the default") for ln in lines), lines
+
+
+def test_madv_dontneed_on_a_large_block_reads_back_the_pattern(build, run_prog):
+    # Documented behaviour (README, How it works), not a bug fix: a refpage block is a
+    # private file mapping, so the dropped pages show the pattern file again, where
+    # glibc's anonymous mmap blocks (and refmalloc's eager fallback) read zeros.
+    exe = build("dontneed.c")
+    assert assert_ok(run_prog(exe)).stdout == "aa 01 01\n"
+    assert assert_ok(run_prog(exe, options="pattern=0x5c")).stdout == "5c 01 01\n"
+    assert assert_ok(run_prog(exe, options="refpages=0")).stdout == "00 01 01\n"
+    assert assert_ok(run_prog(exe, preload=False)).stdout == "00 01 01\n"
