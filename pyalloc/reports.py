@@ -126,8 +126,12 @@ def expand_pid(path: str, pid: int) -> str:
 
 
 def write_new(path: str, data: Any) -> None:
-    """Write JSON to a file that must not exist yet (never overwrites, no symlinks)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    """Write JSON to a file that must not exist yet (never overwrites, no symlinks).
+
+    Mode 0600, as the library's own reports: they reveal addresses of the program's memory.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")

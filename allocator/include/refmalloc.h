@@ -98,8 +98,10 @@ enum refmalloc_page_state {
 long refmalloc_page_states(const void *addr, size_t len, unsigned char *states);
 
 /* Write the JSON report now. path NULL: the configured report path ("%p"
- * expands to the pid). The file is created new (O_EXCL, O_NOFOLLOW).
- * Returns 0, or -1 with errno. */
+ * expands to the pid). The file is created new (O_EXCL, O_NOFOLLOW), mode
+ * 0600. Returns 0, or -1 with errno: EEXIST (the file exists), ELOOP (a
+ * symbolic link, never followed), ENAMETOOLONG (too long once expanded),
+ * or the reason the file could not be created. */
 int refmalloc_write_report(const char *path);
 
 /* The pattern byte of fresh blocks, and the library version string. */

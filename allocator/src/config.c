@@ -127,9 +127,12 @@ static const char *span_text(struct span s, char *buf, size_t cap)
     return buf;
 }
 
-static void complain(struct span key, struct span val, const char *expect)
+/* A bad value changes nothing: the key keeps the last valid value given
+ * before it in the list (`earlier`, n == 0 if none), else its default. The
+ * message says which. */
+static void complain(struct span key, struct span val, const char *expect, struct span earlier)
 {
-    char k[64], v[128];
+    char k[64], v[128], e[128];
     struct out o;
     out_init(&o, 2);
     out_str(&o, "refmalloc: REFMALLOC_OPTIONS: bad value '");
@@ -138,11 +141,24 @@ static void complain(struct span key, struct span val, const char *expect)
     out_str(&o, span_text(key, k, sizeof k));
     out_str(&o, "' (expected ");
     out_str(&o, expect);
-    out_str(&o, "); using the default\n");
+    if (earlier.n) {
+        out_str(&o, "); keeping ");
+        out_str(&o, k);
+        out_str(&o, "=");
+        out_str(&o, span_text(earlier, e, sizeof e));
+        out_str(&o, "\n");
+    } else {
+        out_str(&o, "); using the default\n");
+    }
     out_flush(&o);
 }
 
-static void apply(struct rm_config *cfg, struct span key, struct span val)
+enum applied { APPLIED, BAD_VALUE, UNKNOWN_KEY };
+
+/* Set one key; on BAD_VALUE *cfg is unchanged and *expect says what the
+ * value should look like. */
+static enum applied apply(struct rm_config *cfg, struct span key, struct span val,
+                          const char **expect_out)
 {
     bool ok = true;
     const char *expect = "";
@@ -213,14 +229,41 @@ static void apply(struct rm_config *cfg, struct span key, struct span val)
                  "' ignored (known: pattern, free_pattern, threshold, cache, report, "
                  "verbose, max_mappings, reserve, refpages, mremap, max_chunk, mte, sites, "
                  "site_list, site_pattern)");
-        return;
+        return UNKNOWN_KEY;
     }
-    if (!ok)
-        complain(key, val, expect);
+    *expect_out = expect;
+    return ok ? APPLIED : BAD_VALUE;
+}
+
+/* The last valid value of each key so far, for the message about a bad one
+ * after it. Known keys only, so a few slots are enough. */
+struct accepted {
+    struct span key[24], val[24];
+    size_t n;
+};
+
+static struct span *accepted_slot(struct accepted *a, struct span key)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (a->key[i].n == key.n && memcmp(a->key[i].p, key.p, key.n) == 0)
+            return &a->val[i];
+    return NULL;
+}
+
+static void accept(struct accepted *a, struct span key, struct span val)
+{
+    struct span *slot = accepted_slot(a, key);
+    if (!slot && a->n < sizeof a->key / sizeof a->key[0]) {
+        a->key[a->n] = key;
+        slot = &a->val[a->n++];
+    }
+    if (slot)
+        *slot = val;
 }
 
 void config_parse(struct rm_config *cfg, const char *options)
 {
+    struct accepted accepted = {.n = 0};
     const char *p = options;
     while (p && *p) {
         const char *end = strchr(p, ',');
@@ -236,7 +279,14 @@ void config_parse(struct rm_config *cfg, const char *options)
             } else {
                 struct span key = {p, (size_t)(eq - p)};
                 struct span val = {eq + 1, (size_t)(end - eq - 1)};
-                apply(cfg, key, val);
+                const char *expect = "";
+                enum applied r = apply(cfg, key, val, &expect);
+                if (r == APPLIED) {
+                    accept(&accepted, key, val);
+                } else if (r == BAD_VALUE) {
+                    struct span *earlier = accepted_slot(&accepted, key);
+                    complain(key, val, expect, earlier ? *earlier : (struct span){NULL, 0});
+                }
             }
         }
         p = *end ? end + 1 : end;

@@ -207,27 +207,54 @@ long long os_read_number(const char *path)
 
 char *os_read_file_meta(const char *path, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer, at
+     * start-up, forever. Only a regular file is read. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return NULL;
     struct stat st;
     char *buf = NULL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        size_t size = (size_t)st.st_size;
+    int err = EINVAL;
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+    } else if (S_ISREG(st.st_mode)) {
+        size_t size = (size_t)st.st_size, used = 0;
         buf = os_alloc_meta(size + 1);
-        if (buf && (size_t)read(fd, buf, size) != size) {
-            os_free_meta(buf, size + 1);
-            buf = NULL;
+        err = buf ? 0 : ENOMEM;
+        while (buf && used < size) {
+            ssize_t n = read(fd, buf + used, size - used);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                err = n < 0 ? errno : EIO;   /* shrank under us: EIO */
+                os_free_meta(buf, size + 1);
+                buf = NULL;
+                break;
+            }
+            used += (size_t)n;
         }
         *len = size;
     }
     close(fd);
+    if (!buf)
+        errno = err;
     return buf;
 }
 
 int os_create_new(const char *path)
 {
-    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* 0600: reports and site logs reveal addresses of the program's memory. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        /* O_EXCL refuses a symbolic link, even a dangling one, as EEXIST:
+         * tell the caller it is a link, which was not followed. */
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+            errno = ELOOP;
+        else
+            errno = EEXIST;
+    }
+    return fd;
 }
 
 bool os_write_all(int fd, const void *buf, size_t len)

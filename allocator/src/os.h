@@ -41,9 +41,14 @@ void os_close(int fd);
 /* Up to cap-1 bytes of a small file, NUL terminated; false when unreadable. */
 bool os_read_text(const char *path, char *buf, size_t cap);
 long long os_read_number(const char *path);       /* -1 when unreadable */
-/* A whole regular file in metadata memory (never freed); NULL on failure. */
+/* A whole regular file in metadata memory (never freed); NULL on failure,
+ * with errno: open's, or EINVAL for anything but a regular file (a FIFO, a
+ * device, a directory: never read, never waited for). */
 char *os_read_file_meta(const char *path, size_t *len);
-int os_create_new(const char *path);              /* O_EXCL|O_NOFOLLOW, -1 with errno */
+/* A new file, mode 0600 (O_EXCL|O_NOFOLLOW); -1 with errno: EEXIST when the
+ * path exists, ELOOP when it is a symbolic link (never followed, even when
+ * it dangles), else the open's. */
+int os_create_new(const char *path);
 bool os_write_all(int fd, const void *buf, size_t len);
 /* /proc/self/pagemap, opened per use: the program may close descriptors it
  * does not know about. Entries for npages pages from addr; false on failure. */

@@ -1,5 +1,6 @@
 #include "out.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "os.h"
@@ -99,6 +100,64 @@ void out_diag(const char *a, const char *b, const char *c)
         out_str(&o, c);
     out_str(&o, "\n");
     out_flush(&o);
+}
+
+void out_diag_parts(const char *const parts[])
+{
+    struct out o;
+    out_init(&o, 2);
+    out_str(&o, "refmalloc: ");
+    for (; *parts; parts++)
+        out_str(&o, *parts);
+    out_str(&o, "\n");
+    out_flush(&o);
+}
+
+const char *out_errno_text(int err, char buf[24])
+{
+    static const struct {
+        int err;
+        const char *text;
+    } known[] = {
+        {EACCES, "permission denied"},
+        {EPERM, "operation not permitted"},
+        {ENOENT, "no such file or directory"},
+        {ENOTDIR, "a path component is not a directory"},
+        {EROFS, "read-only file system"},
+        {ENOSPC, "no space left on device"},
+        {EDQUOT, "disk quota exceeded"},
+        {EISDIR, "is a directory"},
+        {ELOOP, "too many symbolic links"},
+        {ENAMETOOLONG, "file name too long"},
+        {EEXIST, "the file exists"},
+        {EINVAL, "invalid argument"},
+        {ENOMEM, "out of memory"},
+        {EIO, "input/output error"},
+        {EMFILE, "too many open files"},
+        {ENFILE, "too many open files in the system"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (known[i].err == err)
+            return known[i].text;
+    char num[24];
+    const char *digits = out_format_u64(num, (uint64_t)(unsigned)err);
+    memcpy(buf, "errno ", 6);
+    memcpy(buf + 6, digits, strlen(digits) + 1);   /* an int: at most 10 digits */
+    return buf;
+}
+
+void out_diag_not_written(const char *what, const char *path, int err)
+{
+    char num[24];
+    const char *why = ": cannot create it: ", *reason = out_errno_text(err, num);
+    if (err == EEXIST) {
+        why = ": the file exists (never overwritten)";
+        reason = "";
+    } else if (err == ELOOP) {
+        why = ": it is a symbolic link (never followed)";
+        reason = "";
+    }
+    out_diag_parts((const char *const[]){what, " not written to ", path, why, reason, NULL});
 }
 
 void out_diag_addr(const char *what, const void *addr, const char *why)

@@ -30,6 +30,15 @@ bool out_expand_path(const char *in, char *out, size_t cap);
 /* One diagnostic line on stderr: "refmalloc: " + the pieces + "\n",
  * written with a single write so lines from threads do not interleave. */
 void out_diag(const char *a, const char *b, const char *c);
+/* "<what> not written to <path>: <why>", why from errno err of
+ * os_create_new: exists, a symbolic link, or "cannot create it: <reason>". */
+void out_diag_not_written(const char *what, const char *path, int err);
+/* The same from a NULL-terminated list of pieces. */
+void out_diag_parts(const char *const parts[]);
+/* A short reason for an errno value ("permission denied"), without
+ * strerror (which may allocate or take locale locks): the ones a file open
+ * is likely to meet, else "errno N" written into buf. */
+const char *out_errno_text(int err, char buf[24]);
 void out_diag_addr(const char *what, const void *addr, const char *why);
 
 #endif

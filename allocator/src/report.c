@@ -134,8 +134,12 @@ static void write_json(struct out *o)
 int report_write(const char *path)
 {
     char full[RM_REPORT_PATH_MAX + 32];
-    if (!path || !*path || !out_expand_path(path, full, sizeof full)) {
+    if (!path || !*path) {
         errno = EINVAL;
+        return -1;
+    }
+    if (!out_expand_path(path, full, sizeof full)) {
+        errno = ENAMETOOLONG;
         return -1;
     }
     int fd = os_create_new(full);
@@ -158,10 +162,6 @@ void report_at_exit(void)
     const char *path = config()->report;
     if (!*path)
         return;
-    if (report_write(path) != 0) {
-        const char *why = errno == EEXIST ? ": the file exists (never overwritten)"
-                        : errno == ELOOP ? ": it is a symbolic link (not followed)"
-                        : ": cannot create it";
-        out_diag("report not written to ", path, why);
-    }
+    if (report_write(path) != 0)
+        out_diag_not_written("report", path, errno);
 }

@@ -13,8 +13,8 @@ bool rm_sites_active;
 
 struct site {
     uintptr_t ret;          /* 0: empty slot */
-    const char *module;     /* from dladdr: owned by the dynamic loader */
-    const char *symbol;
+    const char *module;     /* copies in the name arena (or static "?") */
+    const char *symbol;     /* NULL: dladdr named none */
     uintptr_t offset;       /* ret - module base */
     uint64_t count;
     bool alternate;         /* gets site_pattern */
@@ -34,6 +34,82 @@ static struct {
     struct listed *list;
     size_t nlist;
 } sites = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Site names, copied out of the loader's strings when a site is first seen:
+ * dladdr's file name and symbol live in the dynamic loader's memory and in
+ * the module's string table, which dlclose() unmaps, and the log is written
+ * at exit. An append-only arena of metadata chunks, at most NAMES_MAX bytes
+ * in all. Truncation rule: a name keeps at most NAME_LEN_MAX bytes; once the
+ * arena is full a new site is unnamed (module "?", offset = the address, no
+ * symbol), as when dladdr knows nothing about it. Modules repeat over many
+ * sites, so the few most recent module copies are shared. Used under
+ * sites.lock. */
+enum {
+    NAME_LEN_MAX = 1024,
+    NAMES_CHUNK = 64 << 10,
+    NAMES_MAX = 16 << 20,
+    RECENT_MODULES = 16,
+};
+
+static struct {
+    char *chunk;
+    size_t used, total;
+    const char *recent[RECENT_MODULES];
+    unsigned next_recent;
+} names;
+
+static const char *name_copy(const char *s, size_t n)
+{
+    if (!names.chunk || names.used + n + 1 > NAMES_CHUNK) {
+        if (names.total + NAMES_CHUNK > NAMES_MAX)
+            return NULL;
+        char *chunk = os_alloc_meta(NAMES_CHUNK);
+        if (!chunk)
+            return NULL;
+        names.chunk = chunk;
+        names.used = 0;
+        names.total += NAMES_CHUNK;
+    }
+    char *copy = names.chunk + names.used;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    names.used += n + 1;
+    return copy;
+}
+
+static const char *module_copy(const char *module)
+{
+    size_t n = strnlen(module, NAME_LEN_MAX);
+    for (unsigned i = 0; i < RECENT_MODULES && names.recent[i]; i++)
+        if (strlen(names.recent[i]) == n && memcmp(names.recent[i], module, n) == 0)
+            return names.recent[i];
+    const char *copy = name_copy(module, n);
+    if (copy) {
+        names.recent[names.next_recent] = copy;
+        names.next_recent = (names.next_recent + 1) % RECENT_MODULES;
+    }
+    return copy;
+}
+
+/* The site as dladdr names it, its strings copied; unnamed when it cannot
+ * be named or the arena is full. */
+static struct site site_named(uintptr_t ret, const Dl_info *info, bool found)
+{
+    struct site s = {.ret = ret, .module = "?", .symbol = NULL, .offset = ret, .count = 1};
+    const char *module = found && info->dli_fname ? module_copy(info->dli_fname) : NULL;
+    if (!module)
+        return s;
+    const char *symbol = NULL;
+    if (info->dli_sname) {
+        symbol = name_copy(info->dli_sname, strnlen(info->dli_sname, NAME_LEN_MAX));
+        if (!symbol)
+            return s;
+    }
+    s.module = module;
+    s.symbol = symbol;
+    s.offset = ret - (uintptr_t)info->dli_fbase;
+    return s;
+}
 
 static size_t slot_of(uintptr_t ret, size_t cap)
 {
@@ -108,7 +184,13 @@ void sites_init(void)
         size_t len;
         char *text = os_read_file_meta(c->site_list, &len);
         if (!text) {
-            out_diag("site_list: cannot read ", c->site_list, "; no site gets site_pattern");
+            char num[24];
+            const char *why = errno == EINVAL ? "not a regular file (a FIFO, device or "
+                                                "directory is never read)"
+                                              : out_errno_text(errno, num);
+            out_diag_parts((const char *const[]){"site_list: cannot read ", c->site_list,
+                                                 ": ", why, "; no site gets site_pattern",
+                                                 NULL});
         } else {
             parse_list(text, len);
         }
@@ -116,9 +198,10 @@ void sites_init(void)
     rm_sites_active = true;
 }
 
+/* Compared as the log names it: truncated to NAME_LEN_MAX bytes. */
 static bool listed(const char *module, uintptr_t offset)
 {
-    size_t n = strlen(module);
+    size_t n = strnlen(module, NAME_LEN_MAX);
     for (size_t i = 0; i < sites.nlist; i++)
         if (sites.list[i].offset == offset && sites.list[i].module_len == n &&
             memcmp(sites.list[i].module, module, n) == 0)
@@ -142,24 +225,23 @@ unsigned char sites_pattern(const void *site)
     /* First sight: name it. dladdr takes the loader's lock, so ours must not
      * be held (a thread inside dlopen may be waiting in malloc for it). */
     Dl_info info;
-    struct site fresh = {.ret = ret, .module = "?", .symbol = NULL, .offset = ret, .count = 1};
-    if (dladdr(site, &info) && info.dli_fname) {
-        fresh.module = info.dli_fname;
-        fresh.symbol = info.dli_sname;
-        fresh.offset = ret - (uintptr_t)info.dli_fbase;
-    }
-    fresh.alternate = listed(fresh.module, fresh.offset);
+    bool found = dladdr(site, &info) != 0;
 
     pthread_mutex_lock(&sites.lock);
     if ((sites.count + 1) * 2 > sites.cap && !grow()) {
+        /* Not recorded: no copies, the loader's strings are valid now. */
+        bool named = found && info.dli_fname;
+        bool alternate = named ? listed(info.dli_fname, ret - (uintptr_t)info.dli_fbase)
+                               : listed("?", ret);
         pthread_mutex_unlock(&sites.lock);
-        return fresh.alternate ? config()->site_pattern : config()->pattern;
+        return alternate ? config()->site_pattern : config()->pattern;
     }
     s = find_slot(sites.slots, sites.cap, ret);
     if (s->ret == ret) {
         s->count++;             /* another thread named it meanwhile */
     } else {
-        *s = fresh;
+        *s = site_named(ret, &info, found);
+        s->alternate = listed(s->module, s->offset);
         sites.count++;
     }
     bool alternate = s->alternate;
@@ -173,10 +255,10 @@ void sites_write_log(void)
     if (!*path)
         return;
     char full[RM_REPORT_PATH_MAX + 32];
-    int fd = out_expand_path(path, full, sizeof full) ? os_create_new(full) : -1;
+    bool fits = out_expand_path(path, full, sizeof full);
+    int fd = fits ? os_create_new(full) : -1;
     if (fd < 0) {
-        out_diag("sites log not written to ", path,
-                 errno == EEXIST ? ": the file exists (never overwritten)" : ": cannot create it");
+        out_diag_not_written("sites log", path, fits ? errno : ENAMETOOLONG);
         return;
     }
     struct out o;

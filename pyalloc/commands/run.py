@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -56,6 +57,13 @@ def _check_report(ctx: click.Context, param: click.Parameter, value: str | None)
     parent = os.path.dirname(path)
     if "%p" not in parent and not os.path.isdir(parent):
         raise click.BadParameter(f"directory {parent!r} does not exist", ctx, param)
+    if "%p" not in path and os.path.islink(path):
+        raise click.BadParameter(
+            f"{value!r} is a symbolic link; refmalloc never follows one for a report: "
+            "remove it or choose another name",
+            ctx,
+            param,
+        )
     if "%p" not in path and os.path.lexists(path):
         raise click.BadParameter(
             f"{value!r} already exists; refmalloc never overwrites a report: "
@@ -189,7 +197,12 @@ def _deliver_reports(
                 reports.write_new(target, data)
             except OSError as exc:
                 keep = True
-                why = "it exists (never overwritten)" if exc.errno == 17 else exc.strerror
+                if exc.errno == errno.EEXIST and os.path.islink(target):
+                    why = "it is a symbolic link (never followed)"
+                elif exc.errno == errno.EEXIST:
+                    why = "it exists (never overwritten)"
+                else:
+                    why = f"cannot create it: {exc.strerror}"
                 _error(f"report not written to {target}: {why}")
         if keep:
             _error(f"the reports of this run are kept in {directory}")
