@@ -181,13 +181,14 @@ static void *realloc_from(void *p, size_t size, const void *site)
         return realloc_by_copy(p, old, size, site);
     void *q = rm_next.realloc(p, size);
     if (q) {
-        /* In place, the block may have grown into bytes we never filled.
-         * Moved, only the first min(old, size) bytes are owed a copy (that
-         * is all mimalloc copies); the rest of the new block is fresh. */
-        size_t filled = q == p ? old : min_size(old, size);
+        /* Only the first min(old, size) bytes are owed to the program (moved,
+         * that is all mimalloc copies); everything after them gets the
+         * pattern, moved or not: a block shrunk in place keeps the old bytes
+         * of its cut tail, and growing it back later would expose them. */
+        size_t kept = min_size(old, size);
         size_t now = next_usable(q, 0);
-        if (now > filled)
-            memset((char *)q + filled, pattern_at(site), now - filled);
+        if (now > kept)
+            memset((char *)q + kept, pattern_at(site), now - kept);
     }
     return q;
 }
