@@ -96,6 +96,29 @@ RM_EXPORT void *malloc(size_t size)
     return rm_malloc_from(size, __builtin_return_address(0));
 }
 
+/* A freed small block keeps its first two pointers: glibc's tcache puts
+ * its next pointer and double-free key there (its bins their fd/bk), and the
+ * allocator overwrites them anyway. Filling the key would hide a double free. */
+#define FREE_KEEP (2 * sizeof(void *))
+
+/* The next allocator's usable size of a pointer the program hands back, or 0
+ * when glibc's own free will reject it: asking glibc's malloc_usable_size
+ * about garbage reads through its header and crashes here, not in glibc's
+ * check with glibc's message. */
+static size_t handed_back_usable(void *p)
+{
+    if (rm_next.glibc && !next_glibc_chunk_plausible(p))
+        return 0;
+    return next_usable(p, 0);
+}
+
+static void fill_freed(void *p)
+{
+    size_t usable = handed_back_usable(p);
+    if (usable > FREE_KEEP)
+        memset((char *)p + FREE_KEEP, config()->free_pattern, usable - FREE_KEEP);
+}
+
 RM_EXPORT void free(void *p)
 {
     if (!p || bootstrap_owns(p) || !runtime_ready())
@@ -105,7 +128,7 @@ RM_EXPORT void free(void *p)
         large_free(p, "free()");
     } else {
         if (config()->free_pattern_on)
-            memset(p, config()->free_pattern, next_usable(p, 0));
+            fill_freed(p);
         rm_next.free(p);
         stat_small_free();
     }
@@ -174,8 +197,8 @@ static void *realloc_from(void *p, size_t size, const void *site)
         q = large_or_next(size, 0, false, pattern_at(site));
         return q ? move_content(q, p, large_usable(p), size) : NULL;
     }
-    if (asking_usable)
-        return rm_next.realloc(p, size);
+    if (asking_usable || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
+        return rm_next.realloc(p, size);   /* glibc reports a bad pointer */
     size_t old = next_usable(p, 0);
     if (size >= config()->threshold || config()->free_pattern_on)
         return realloc_by_copy(p, old, size, site);

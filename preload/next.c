@@ -3,7 +3,9 @@
 #include <dlfcn.h>
 #include <stdalign.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "os.h"
 #include "out.h"
 
 struct next_allocator rm_next;
@@ -51,6 +53,48 @@ static void *lookup(const char *name)
     return dlsym(RTLD_NEXT, name);
 }
 
+/* Is the object defining `fn` glibc's libc.so or libc_malloc_debug.so? */
+static bool from_glibc(void *fn)
+{
+    Dl_info here, libc;
+    void *version = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
+    if (!fn || !dladdr(fn, &here))
+        return false;
+    if (version && dladdr(version, &libc) && libc.dli_fbase == here.dli_fbase)
+        return true;
+    const char *name = here.dli_fname ? strrchr(here.dli_fname, '/') : NULL;
+    name = name ? name + 1 : here.dli_fname;
+    return name && !strncmp(name, "libc_malloc_debug.so", 20);
+}
+
+/* glibc's malloc/malloc.c: the chunk header (prev_size, size) sits just
+ * before the block; the size's low three bits are flags. */
+#define CHUNK_SIZE_T sizeof(size_t)
+#define CHUNK_ALIGN (2 * CHUNK_SIZE_T)
+#define CHUNK_MINSIZE (4 * CHUNK_SIZE_T)
+#define CHUNK_IS_MMAPPED 0x2u
+#define CHUNK_FLAGS 0x7u
+
+bool next_glibc_chunk_plausible(const void *p)
+{
+    uintptr_t mem = (uintptr_t)p;
+    if (mem % CHUNK_ALIGN)
+        return false;   /* "free(): invalid pointer" */
+    const size_t *header = (const size_t *)p - 2;
+    uintptr_t chunk = (uintptr_t)header;
+    size_t size = header[1] & ~(size_t)CHUNK_FLAGS;
+    if (size < CHUNK_MINSIZE || size % CHUNK_ALIGN || chunk > UINTPTR_MAX - size)
+        return false;   /* "free(): invalid size" / "invalid pointer" */
+    if (header[1] & CHUNK_IS_MMAPPED) {
+        /* munmap_chunk's check: the mapping is page aligned. */
+        size_t prev = header[0];
+        size_t page_mask = os_page_size() - 1;
+        if (((chunk - prev) | (prev + size)) & page_mask)
+            return false;   /* "munmap_chunk(): invalid pointer" */
+    }
+    return true;
+}
+
 bool next_init(void)
 {
     rm_next.malloc = (void *(*)(size_t))lookup("malloc");
@@ -61,6 +105,7 @@ bool next_init(void)
     if (!rm_next.memalign)
         rm_next.memalign = (void *(*)(size_t, size_t))lookup("aligned_alloc");
     rm_next.usable_size = (size_t(*)(void *))lookup("malloc_usable_size");
+    rm_next.glibc = from_glibc((void *)rm_next.free);
     if (rm_next.malloc && rm_next.free && rm_next.calloc && rm_next.realloc &&
         rm_next.memalign && rm_next.usable_size)
         return true;

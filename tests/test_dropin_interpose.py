@@ -8,9 +8,10 @@ preloaded before refmalloc is detected and passed through."""
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
-from rmhelpers import STACKED, assert_ok
+from rmhelpers import STACKED, assert_ok, describe
 
 BACKENDS = ["glibc", *sorted(STACKED)]
 
@@ -31,3 +32,41 @@ def test_small_realloc_shrink_then_grow_shows_the_pattern(build, run_prog, backe
     read as the pattern after the shrink and after the growth."""
     cp = assert_ok(run_prog(build("dropin.c"), ["realloc-shrink-grow"], after=_after(backend)))
     assert "OK realloc-shrink-grow" in cp.stdout
+
+
+def _last_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _same_end_as_glibc(build, run_prog, args, options):
+    """Run under glibc alone and under refmalloc: the same signal, glibc's own
+    message last, and the program never goes on past the bad call."""
+    exe = build("dropin.c")
+    plain = run_prog(exe, args, preload=False)
+    under = run_prog(exe, args, options=options)
+    for cp in (plain, under):
+        assert "BADPTR" in cp.stdout and "STILL RUNNING" not in cp.stdout, describe(cp)
+    assert plain.returncode < 0, describe(plain)
+    assert under.returncode == plain.returncode, f"{describe(plain)}\n{describe(under)}"
+    assert _last_line(under.stderr) == _last_line(plain.stderr), describe(under)
+    return plain
+
+
+@pytest.mark.parametrize("options", ["free_pattern=0x22", None])
+def test_small_double_free_is_caught_by_glibc_with_free_pattern(build, run_prog, options):
+    """The free pattern must not overwrite tcache's key: glibc aborts with
+    "free(): double free detected in tcache 2" as it does alone."""
+    plain = _same_end_as_glibc(build, run_prog, ["double-free-small"], options)
+    assert "double free detected in tcache 2" in plain.stderr
+    assert plain.returncode == -signal.SIGABRT
+
+
+@pytest.mark.parametrize("call", ["free-bad", "realloc-bad"])
+@pytest.mark.parametrize("kind", ["interior1", "interior16", "misaligned", "garbage"])
+@pytest.mark.parametrize("options", ["free_pattern=0x22", None])
+def test_free_of_a_bad_small_pointer_ends_as_under_glibc(build, run_prog, call, kind, options):
+    """free(p+1), free of a misaligned or garbage pointer: glibc's message and
+    signal, not a SIGSEGV inside refmalloc asking for the usable size."""
+    plain = _same_end_as_glibc(build, run_prog, [call, kind], options)
+    assert "invalid pointer" in plain.stderr or "invalid size" in plain.stderr

@@ -12,6 +12,7 @@
  *                        "interior16" (p+16 of a live block), "misaligned"
  *                        (static buffer + 8), "garbage" (static buffer whose
  *                        size field is nonsense); prints BADPTR first
+ *   realloc-bad POINTER  the same pointers handed to realloc
  *   libc-large           __libc_malloc/__libc_free/__libc_realloc/... on small
  *                        and large blocks, mixed with the standard names
  *   mallinfo             mallinfo2 and mallinfo count a live large block
@@ -23,6 +24,7 @@
  *                        then free: MALLOC_CHECK_=3 with libc_malloc_debug
  *                        catches it (glibc alone does not); prints BADPTR first */
 #include "common.h"
+#include <stdbool.h>
 
 /* Declared by no glibc 2.36 header. */
 extern void *__libc_malloc(size_t);
@@ -64,7 +66,7 @@ static void realloc_shrink_grow(void)
             shrink_grow(a, b, seed++);
 }
 
-static void free_bad(const char *what)
+static void free_bad(const char *what, bool by_realloc)
 {
     static union {
         size_t words[64];
@@ -90,8 +92,11 @@ static void free_bad(const char *what)
         FAIL("unknown free-bad kind %s", what);
     }
     printf("BADPTR %p\n", (void *)bad);
-    free(bad);
-    printf("STILL RUNNING after bad free\n");
+    if (by_realloc)
+        opaque(realloc(bad, 100));
+    else
+        free(bad);
+    printf("STILL RUNNING after bad %s\n", by_realloc ? "realloc" : "free");
 }
 
 static void double_free_small(void)
@@ -270,7 +275,9 @@ int main(int argc, char **argv)
     else if (!strcmp(m, "overflow1"))
         overflow1();
     else if (!strcmp(m, "free-bad") && argc > 2)
-        free_bad(argv[2]);
+        free_bad(argv[2], false);
+    else if (!strcmp(m, "realloc-bad") && argc > 2)
+        free_bad(argv[2], true);
     else if (!strcmp(m, "libc-large"))
         libc_large();
     else if (!strcmp(m, "mallinfo"))
