@@ -135,7 +135,7 @@ RM_EXPORT void free(void *p)
     errno = saved;
 }
 
-RM_EXPORT void *calloc(size_t n, size_t size)
+static void *calloc_from(size_t n, size_t size, const void *site)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -145,11 +145,16 @@ RM_EXPORT void *calloc(size_t n, size_t size)
     if (!runtime_ready())
         return bootstrap_alloc(total, BASE_ALIGNMENT);
     if (total >= config()->threshold)
-        return large_or_next(total, 0, true, pattern_at(__builtin_return_address(0)));
+        return large_or_next(total, 0, true, pattern_at(site));
     void *p = rm_next.calloc(n, size);
     if (p)
         stat_small_alloc(total);
     return p;
+}
+
+RM_EXPORT void *calloc(size_t n, size_t size)
+{
+    return calloc_from(n, size, __builtin_return_address(0));
 }
 
 static size_t min_size(size_t a, size_t b)
@@ -293,14 +298,19 @@ RM_EXPORT void *valloc(size_t size)
     return aligned_from(os_page_size(), size, __builtin_return_address(0));
 }
 
-RM_EXPORT void *pvalloc(size_t size)
+static void *pvalloc_from(size_t size, const void *site)
 {
     size_t page = os_page_size();
     if (size > SIZE_MAX - page) {
         errno = ENOMEM;
         return NULL;
     }
-    return aligned_from(page, (size + page - 1) & ~(page - 1), __builtin_return_address(0));
+    return aligned_from(page, (size + page - 1) & ~(page - 1), site);
+}
+
+RM_EXPORT void *pvalloc(size_t size)
+{
+    return pvalloc_from(size, __builtin_return_address(0));
 }
 
 RM_EXPORT size_t malloc_usable_size(void *p)
@@ -332,4 +342,50 @@ RM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 RM_EXPORT void cfree(void *p)
 {
     free(p);
+}
+
+/* glibc's own names for its allocator (libc.so.6 exports them; programs and
+ * libraries call them to reach "the real malloc"). Without them here a block
+ * of refmalloc's would reach glibc's __libc_free and crash. */
+void *__libc_malloc(size_t size);
+void __libc_free(void *p);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void *__libc_memalign(size_t align, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+
+RM_EXPORT void *__libc_malloc(size_t size)
+{
+    return rm_malloc_from(size, __builtin_return_address(0));
+}
+
+RM_EXPORT void __libc_free(void *p)
+{
+    free(p);
+}
+
+RM_EXPORT void *__libc_calloc(size_t n, size_t size)
+{
+    return calloc_from(n, size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_realloc(void *p, size_t size)
+{
+    return realloc_from(p, size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_memalign(size_t align, size_t size)
+{
+    return memalign_from(align, size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_valloc(size_t size)
+{
+    return aligned_from(os_page_size(), size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_pvalloc(size_t size)
+{
+    return pvalloc_from(size, __builtin_return_address(0));
 }

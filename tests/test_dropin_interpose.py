@@ -70,3 +70,11 @@ def test_free_of_a_bad_small_pointer_ends_as_under_glibc(build, run_prog, call, 
     signal, not a SIGSEGV inside refmalloc asking for the usable size."""
     plain = _same_end_as_glibc(build, run_prog, [call, kind], options)
     assert "invalid pointer" in plain.stderr or "invalid size" in plain.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_libc_names_route_like_the_standard_ones(build, run_prog, backend):
+    """__libc_malloc/__libc_free/__libc_realloc/... on small and large
+    (>= 128 KiB) blocks, mixed with malloc/realloc/free: patterned, working."""
+    cp = assert_ok(run_prog(build("dropin.c"), ["libc-large"], after=_after(backend)))
+    assert "OK libc-large" in cp.stdout
