@@ -107,7 +107,7 @@ RM_EXPORT void *malloc(size_t size)
  * check with glibc's message. */
 static size_t handed_back_usable(void *p)
 {
-    if (rm_next.glibc && !next_glibc_chunk_plausible(p))
+    if (rm_next.checked || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
         return 0;
     return next_usable(p, 0);
 }

@@ -1,8 +1,10 @@
 #include "next.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <stdalign.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "os.h"
@@ -48,9 +50,73 @@ size_t bootstrap_size(const void *p)
     return *(const size_t *)((const unsigned char *)p - BOOTSTRAP_HEADER);
 }
 
+/* The version glibc gives `name` on this architecture, NULL if unknown.
+ * libc_malloc_debug.so defines the malloc family only as non-default
+ * versions (malloc@GLIBC_2.2.5, not @@): a plain dlsym skips them and finds
+ * libc's, which would bypass MALLOC_CHECK_ and friends. */
+static const char *glibc_version(const char *name)
+{
+    if (!strcmp(name, "mallinfo2"))
+        return "GLIBC_2.33";
+    if (!strcmp(name, "reallocarray"))
+        return "GLIBC_2.26";
+#if defined(__x86_64__)
+    return "GLIBC_2.2.5";
+#elif defined(__aarch64__)
+    return "GLIBC_2.17";
+#else
+    return NULL;
+#endif
+}
+
+static struct link_map *object_of(void *sym)
+{
+    Dl_info info;
+    struct link_map *map = NULL;
+    if (!sym || !dladdr1(sym, &info, (void **)&map, RTLD_DL_LINKMAP))
+        return NULL;
+    return map;
+}
+
+/* Of two definitions, the one whose object comes first in the search order
+ * (the order of the link map list for the objects loaded at start-up). */
+static void *earlier(void *a, void *b)
+{
+    struct link_map *ma = object_of(a), *mb = object_of(b);
+    for (struct link_map *m = ma; m && mb; m = m->l_next)
+        if (m == mb)
+            return a;
+    return ma && mb ? b : a;
+}
+
+void *next_lookup(void *handle, const char *name)
+{
+    void *plain = dlsym(handle, name);
+    const char *version = glibc_version(name);
+    /* dlvsym rejects unversioned definitions (jemalloc's, mimalloc's,
+     * tcmalloc's) and goes on to libc's: when both answer, take the nearer. */
+    void *versioned = version ? dlvsym(handle, name, version) : NULL;
+    if (!versioned || versioned == plain)
+        return plain;
+    if (!plain)
+        return versioned;
+    return earlier(versioned, plain);
+}
+
 static void *lookup(const char *name)
 {
-    return dlsym(RTLD_NEXT, name);
+    return next_lookup(RTLD_NEXT, name);
+}
+
+/* Is the object defining `fn` libc_malloc_debug.so? */
+static bool from_malloc_debug(void *fn)
+{
+    Dl_info here;
+    if (!fn || !dladdr(fn, &here) || !here.dli_fname)
+        return false;
+    const char *name = strrchr(here.dli_fname, '/');
+    name = name ? name + 1 : here.dli_fname;
+    return !strncmp(name, "libc_malloc_debug.so", 20);
 }
 
 /* Is the object defining `fn` glibc's libc.so or libc_malloc_debug.so? */
@@ -62,9 +128,18 @@ static bool from_glibc(void *fn)
         return false;
     if (version && dladdr(version, &libc) && libc.dli_fbase == here.dli_fbase)
         return true;
-    const char *name = here.dli_fname ? strrchr(here.dli_fname, '/') : NULL;
-    name = name ? name + 1 : here.dli_fname;
-    return name && !strncmp(name, "libc_malloc_debug.so", 20);
+    return from_malloc_debug(fn);
+}
+
+/* MALLOC_CHECK_ (or the glibc.malloc.check tunable) set to non-zero. */
+static bool malloc_check_asked(void)
+{
+    const char *v = getenv("MALLOC_CHECK_");
+    if (v && *v && strcmp(v, "0"))
+        return true;
+    const char *t = getenv("GLIBC_TUNABLES");
+    const char *c = t ? strstr(t, "glibc.malloc.check=") : NULL;
+    return c && c[19] && c[19] != '0';
 }
 
 /* glibc's malloc/malloc.c: the chunk header (prev_size, size) sits just
@@ -106,6 +181,7 @@ bool next_init(void)
         rm_next.memalign = (void *(*)(size_t, size_t))lookup("aligned_alloc");
     rm_next.usable_size = (size_t(*)(void *))lookup("malloc_usable_size");
     rm_next.glibc = from_glibc((void *)rm_next.free);
+    rm_next.checked = from_malloc_debug((void *)rm_next.free) && malloc_check_asked();
     if (rm_next.malloc && rm_next.free && rm_next.calloc && rm_next.realloc &&
         rm_next.memalign && rm_next.usable_size)
         return true;

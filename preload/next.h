@@ -17,9 +17,17 @@ struct next_allocator {
     /* glibc's own malloc (libc.so.6 or libc_malloc_debug.so): its chunk
      * layout is known, see next_glibc_chunk_plausible. */
     bool glibc;
+    /* libc_malloc_debug.so with MALLOC_CHECK_ on: its malloc_usable_size
+     * aborts on the bad pointers its free would report, with another
+     * message, so refmalloc asks it nothing about a pointer being freed. */
+    bool checked;
 };
 
 extern struct next_allocator rm_next;
+
+/* dlsym(handle, name), also finding glibc's non-default versioned
+ * definitions (libc_malloc_debug.so's), whichever is first in the order. */
+void *next_lookup(void *handle, const char *name);
 
 /* Resolve the next allocator; false (with a message) if it is incomplete. */
 bool next_init(void);

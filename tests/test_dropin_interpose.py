@@ -39,12 +39,14 @@ def _last_line(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _same_end_as_glibc(build, run_prog, args, options):
-    """Run under glibc alone and under refmalloc: the same signal, glibc's own
-    message last, and the program never goes on past the bad call."""
+def _same_end_as_glibc(build, run_prog, args, options, after=(), env=None):
+    """Run under glibc alone (with `after` preloaded) and under refmalloc: the
+    same signal, glibc's own message last, and the program never goes on past
+    the bad call."""
     exe = build("dropin.c")
-    plain = run_prog(exe, args, preload=False)
-    under = run_prog(exe, args, options=options)
+    plain_env = dict(env or {}, **({"LD_PRELOAD": " ".join(after)} if after else {}))
+    plain = run_prog(exe, args, preload=False, env=plain_env)
+    under = run_prog(exe, args, options=options, after=after, env=env)
     for cp in (plain, under):
         assert "BADPTR" in cp.stdout and "STILL RUNNING" not in cp.stdout, describe(cp)
     assert plain.returncode < 0, describe(plain)
@@ -78,3 +80,22 @@ def test_libc_names_route_like_the_standard_ones(build, run_prog, backend):
     (>= 128 KiB) blocks, mixed with malloc/realloc/free: patterned, working."""
     cp = assert_ok(run_prog(build("dropin.c"), ["libc-large"], after=_after(backend)))
     assert "OK libc-large" in cp.stdout
+
+
+MALLOC_DEBUG = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
+
+
+@pytest.mark.parametrize("mode", ["overflow1", "double-free-small"])
+@pytest.mark.parametrize("options", ["free_pattern=0x22", None])
+def test_malloc_check_with_libc_malloc_debug_after_refmalloc(build, run_prog, mode, options):
+    """LD_PRELOAD="librefmalloc.so libc_malloc_debug.so.0" MALLOC_CHECK_=3: the
+    debug library's malloc is used (its symbols are non-default versions a
+    plain dlsym skips), so it catches what it catches alone: a one-byte
+    overflow past the requested size, a small double free."""
+    if not os.path.exists(MALLOC_DEBUG):
+        pytest.fail(f"{MALLOC_DEBUG} not found (Debian's libc6 ships it)")
+    plain = _same_end_as_glibc(
+        build, run_prog, [mode], options, after=[MALLOC_DEBUG], env={"MALLOC_CHECK_": "3"}
+    )
+    assert plain.returncode == -signal.SIGABRT, describe(plain)
+    assert "free(): invalid pointer" in plain.stderr, describe(plain)
