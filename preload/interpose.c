@@ -389,3 +389,44 @@ RM_EXPORT void *__libc_pvalloc(size_t size)
 {
     return pvalloc_from(size, __builtin_return_address(0));
 }
+
+/* mallinfo2 and mallinfo: the next allocator's figures plus refmalloc's live
+ * large blocks, counted as the mmapped blocks they are (hblks, hblkhd) and as
+ * space in use (uordblks). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+static void large_totals(size_t *blocks, size_t *bytes)
+{
+    *blocks = *bytes = 0;
+    if (runtime_ready())
+        large_live_totals(blocks, bytes);
+}
+
+RM_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 m = {0};
+    size_t blocks, bytes;
+    large_totals(&blocks, &bytes);
+    if (rm_next.mallinfo2)
+        m = rm_next.mallinfo2();
+    m.hblks += blocks;
+    m.hblkhd += bytes;
+    m.uordblks += bytes;
+    return m;
+}
+
+/* Its int fields wrap as glibc's own do (glibc truncates mallinfo2's). */
+RM_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo m = {0};
+    size_t blocks, bytes;
+    large_totals(&blocks, &bytes);
+    if (rm_next.mallinfo)
+        m = rm_next.mallinfo();
+    m.hblks = (int)((size_t)(unsigned)m.hblks + blocks);
+    m.hblkhd = (int)((size_t)(unsigned)m.hblkhd + bytes);
+    m.uordblks = (int)((size_t)(unsigned)m.uordblks + bytes);
+    return m;
+}
+#pragma GCC diagnostic pop

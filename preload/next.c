@@ -180,6 +180,8 @@ bool next_init(void)
     if (!rm_next.memalign)
         rm_next.memalign = (void *(*)(size_t, size_t))lookup("aligned_alloc");
     rm_next.usable_size = (size_t(*)(void *))lookup("malloc_usable_size");
+    rm_next.mallinfo2 = (struct mallinfo2(*)(void))lookup("mallinfo2");
+    rm_next.mallinfo = (struct mallinfo(*)(void))lookup("mallinfo");
     rm_next.glibc = from_glibc((void *)rm_next.free);
     rm_next.checked = from_malloc_debug((void *)rm_next.free) && malloc_check_asked();
     if (rm_next.malloc && rm_next.free && rm_next.calloc && rm_next.realloc &&

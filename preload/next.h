@@ -4,6 +4,7 @@
 #ifndef RM_NEXT_H
 #define RM_NEXT_H
 
+#include <malloc.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -14,6 +15,8 @@ struct next_allocator {
     void *(*realloc)(void *, size_t);
     void *(*memalign)(size_t, size_t);
     size_t (*usable_size)(void *);
+    struct mallinfo2 (*mallinfo2)(void);   /* may be NULL */
+    struct mallinfo (*mallinfo)(void);     /* may be NULL */
     /* glibc's own malloc (libc.so.6 or libc_malloc_debug.so): its chunk
      * layout is known, see next_glibc_chunk_plausible. */
     bool glibc;

@@ -99,3 +99,11 @@ def test_malloc_check_with_libc_malloc_debug_after_refmalloc(build, run_prog, mo
     )
     assert plain.returncode == -signal.SIGABRT, describe(plain)
     assert "free(): invalid pointer" in plain.stderr, describe(plain)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mallinfo_counts_large_blocks(build, run_prog, backend):
+    """After malloc(1 MiB) mallinfo2().hblkhd and uordblks grow by >= 1 MiB
+    and hblks by one (mallinfo's int fields too); after free they drop."""
+    cp = assert_ok(run_prog(build("dropin.c"), ["mallinfo"], after=_after(backend)))
+    assert "OK mallinfo" in cp.stdout
