@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "first.h"
 #include "large.h"
 #include "next.h"
 #include "os.h"
@@ -85,6 +86,8 @@ void *rm_malloc_from(size_t size, const void *site)
 {
     if (!runtime_ready())
         return bootstrap_alloc(size, BASE_ALIGNMENT);
+    if (passthrough())
+        return rm_first.malloc(size);
     unsigned char pattern = pattern_at(site);
     if (size >= config()->threshold)
         return large_or_next(size, 0, false, pattern);
@@ -123,6 +126,10 @@ RM_EXPORT void free(void *p)
 {
     if (!p || bootstrap_owns(p) || !runtime_ready())
         return;
+    if (passthrough()) {
+        rm_first.free(p);
+        return;
+    }
     int saved = errno;
     if (large_owns(p)) {
         large_free(p, "free()");
@@ -144,6 +151,8 @@ static void *calloc_from(size_t n, size_t size, const void *site)
     }
     if (!runtime_ready())
         return bootstrap_alloc(total, BASE_ALIGNMENT);
+    if (passthrough())
+        return rm_first.calloc(n, size);
     if (total >= config()->threshold)
         return large_or_next(total, 0, true, pattern_at(site));
     void *p = rm_next.calloc(n, size);
@@ -187,6 +196,8 @@ static void *realloc_from(void *p, size_t size, const void *site)
             memcpy(q, p, min_size(bootstrap_size(p), size));
         return q;
     }
+    if (passthrough())
+        return rm_first.realloc(p, size);
     if (size == 0) {
         /* glibc 2.36: realloc(p, 0) frees p and returns NULL. */
         free(p);
@@ -228,6 +239,8 @@ RM_EXPORT void *realloc(void *p, size_t size)
 
 RM_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 {
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        return rm_first.reallocarray(p, n, size);
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
@@ -266,17 +279,23 @@ static void *memalign_from(size_t align, size_t size, const void *site)
 
 RM_EXPORT void *memalign(size_t align, size_t size)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.memalign(align, size);
     return memalign_from(align, size, __builtin_return_address(0));
 }
 
 /* In glibc 2.36 aligned_alloc is memalign. */
 RM_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.aligned_alloc(align, size);
     return memalign_from(align, size, __builtin_return_address(0));
 }
 
 int rm_posix_memalign_from(void **out, size_t align, size_t size, const void *site)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.posix_memalign(out, align, size);
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)) != 0)
         return EINVAL;
     int saved = errno;
@@ -295,6 +314,8 @@ RM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 
 RM_EXPORT void *valloc(size_t size)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.valloc(size);
     return aligned_from(os_page_size(), size, __builtin_return_address(0));
 }
 
@@ -310,6 +331,8 @@ static void *pvalloc_from(size_t size, const void *site)
 
 RM_EXPORT void *pvalloc(size_t size)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.pvalloc(size);
     return pvalloc_from(size, __builtin_return_address(0));
 }
 
@@ -321,6 +344,8 @@ RM_EXPORT size_t malloc_usable_size(void *p)
         return bootstrap_size(p);
     if (!runtime_ready())
         return 0;
+    if (passthrough())
+        return rm_first.usable_size(p);
     if (large_owns(p))
         return large_usable(p);
     return rm_next.usable_size(p);
@@ -328,20 +353,26 @@ RM_EXPORT size_t malloc_usable_size(void *p)
 
 RM_EXPORT void free_sized(void *p, size_t size)
 {
-    (void)size;
-    free(p);
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        rm_first.free_sized(p, size);
+    else
+        free(p);
 }
 
 RM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 {
-    (void)align;
-    (void)size;
-    free(p);
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        rm_first.free_aligned_sized(p, align, size);
+    else
+        free(p);
 }
 
 RM_EXPORT void cfree(void *p)
 {
-    free(p);
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        rm_first.cfree(p);
+    else
+        free(p);
 }
 
 /* glibc's own names for its allocator (libc.so.6 exports them; programs and
@@ -406,6 +437,8 @@ static void large_totals(size_t *blocks, size_t *bytes)
 RM_EXPORT struct mallinfo2 mallinfo2(void)
 {
     struct mallinfo2 m = {0};
+    if (runtime_ready() && passthrough())
+        return rm_first.mallinfo2 ? rm_first.mallinfo2() : m;
     size_t blocks, bytes;
     large_totals(&blocks, &bytes);
     if (rm_next.mallinfo2)
@@ -420,6 +453,8 @@ RM_EXPORT struct mallinfo2 mallinfo2(void)
 RM_EXPORT struct mallinfo mallinfo(void)
 {
     struct mallinfo m = {0};
+    if (runtime_ready() && passthrough())
+        return rm_first.mallinfo ? rm_first.mallinfo() : m;
     size_t blocks, bytes;
     large_totals(&blocks, &bytes);
     if (rm_next.mallinfo)

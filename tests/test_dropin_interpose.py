@@ -107,3 +107,32 @@ def test_mallinfo_counts_large_blocks(build, run_prog, backend):
     and hblks by one (mallinfo's int fields too); after free they drop."""
     cp = assert_ok(run_prog(build("dropin.c"), ["mallinfo"], after=_after(backend)))
     assert "OK mallinfo" in cp.stdout
+
+
+def _before(lib: str, name: str) -> dict:
+    """An environment preloading allocator `name` before refmalloc."""
+    return {"LD_PRELOAD": f"{_after(name)[0]} {lib}"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ls", "-la", "/usr/lib"],
+        ["DROPIN", "calls"],
+        ["/usr/bin/python3", "-c", "import json; print(len(json.dumps(list(range(99999)))))"],
+    ],
+    ids=["ls", "calls", "python"],
+)
+@pytest.mark.parametrize("name", sorted(STACKED))
+def test_allocator_preloaded_before_refmalloc_is_passed_through(
+    build, run_prog, lib, name, argv
+):
+    """LD_PRELOAD="libjemalloc.so.2 librefmalloc.so": refmalloc says so in one
+    line naming the other library, then passes every call to it, so reallocarray,
+    pvalloc, __libc_free... never hand that allocator's pointers to glibc."""
+    argv = [build("dropin.c") if a == "DROPIN" else a for a in argv]
+    cp = run_prog(argv[0], argv[1:], preload=False, env=_before(lib, name), timeout=120)
+    assert cp.returncode == 0, describe(cp)
+    lines = [ln for ln in cp.stderr.splitlines() if ln.startswith("refmalloc")]
+    assert len(lines) == 1, describe(cp)
+    assert _after(name)[0] in lines[0] and "LD_PRELOAD" in lines[0], lines[0]
