@@ -234,6 +234,7 @@ bool first_detect(void)
                  "refmalloc cannot run (put refmalloc first in LD_PRELOAD)");
         return false;
     }
+    next_note_allocator(rm_first.malloc);
     rm_passthrough = true;
     /* glibc's own first: refmalloc was loaded by dlopen, not preloaded, and
      * the program's allocator is glibc's as it should be. Nothing to say. */

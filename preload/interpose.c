@@ -386,38 +386,58 @@ void *__libc_memalign(size_t align, size_t size);
 void *__libc_valloc(size_t size);
 void *__libc_pvalloc(size_t size);
 
+/* Called by an allocator that forwards to glibc's __libc_* (libc_malloc_debug
+ * does, for its own blocks): glibc's, or it would come back to itself. */
+#define FROM_ALLOCATOR(fn) \
+    (rm_next.fn && next_called_by_allocator(__builtin_return_address(0)))
+
 RM_EXPORT void *__libc_malloc(size_t size)
 {
+    if (runtime_ready() && FROM_ALLOCATOR(libc_malloc))
+        return rm_next.libc_malloc(size);
     return rm_malloc_from(size, __builtin_return_address(0));
 }
 
 RM_EXPORT void __libc_free(void *p)
 {
-    free(p);
+    if (p && !bootstrap_owns(p) && runtime_ready() && FROM_ALLOCATOR(libc_free))
+        rm_next.libc_free(p);
+    else
+        free(p);
 }
 
 RM_EXPORT void *__libc_calloc(size_t n, size_t size)
 {
+    if (runtime_ready() && FROM_ALLOCATOR(libc_calloc))
+        return rm_next.libc_calloc(n, size);
     return calloc_from(n, size, __builtin_return_address(0));
 }
 
 RM_EXPORT void *__libc_realloc(void *p, size_t size)
 {
+    if ((!p || !bootstrap_owns(p)) && runtime_ready() && FROM_ALLOCATOR(libc_realloc))
+        return rm_next.libc_realloc(p, size);
     return realloc_from(p, size, __builtin_return_address(0));
 }
 
 RM_EXPORT void *__libc_memalign(size_t align, size_t size)
 {
+    if (runtime_ready() && FROM_ALLOCATOR(libc_memalign))
+        return rm_next.libc_memalign(align, size);
     return memalign_from(align, size, __builtin_return_address(0));
 }
 
 RM_EXPORT void *__libc_valloc(size_t size)
 {
+    if (runtime_ready() && FROM_ALLOCATOR(libc_valloc))
+        return rm_next.libc_valloc(size);
     return aligned_from(os_page_size(), size, __builtin_return_address(0));
 }
 
 RM_EXPORT void *__libc_pvalloc(size_t size)
 {
+    if (runtime_ready() && FROM_ALLOCATOR(libc_pvalloc))
+        return rm_next.libc_pvalloc(size);
     return pvalloc_from(size, __builtin_return_address(0));
 }
 

@@ -170,6 +170,29 @@ bool next_glibc_chunk_plausible(const void *p)
     return true;
 }
 
+static struct link_map *allocators[2];
+
+void next_note_allocator(void *sym)
+{
+    struct link_map *m = object_of(sym);
+    void *version = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
+    if (!m || m == object_of(version))
+        return;   /* libc calls its own __libc_* directly, never ours */
+    for (size_t i = 0; i < sizeof allocators / sizeof *allocators; i++)
+        if (!allocators[i] || allocators[i] == m) {
+            allocators[i] = m;
+            return;
+        }
+}
+
+bool next_called_by_allocator(const void *code)
+{
+    if (!allocators[0])
+        return false;
+    struct link_map *m = object_of((void *)code);
+    return m && (m == allocators[0] || m == allocators[1]);
+}
+
 bool next_init(void)
 {
     rm_next.malloc = (void *(*)(size_t))lookup("malloc");
@@ -182,6 +205,14 @@ bool next_init(void)
     rm_next.usable_size = (size_t(*)(void *))lookup("malloc_usable_size");
     rm_next.mallinfo2 = (struct mallinfo2(*)(void))lookup("mallinfo2");
     rm_next.mallinfo = (struct mallinfo(*)(void))lookup("mallinfo");
+    *(void **)&rm_next.libc_malloc = lookup("__libc_malloc");
+    *(void **)&rm_next.libc_free = lookup("__libc_free");
+    *(void **)&rm_next.libc_calloc = lookup("__libc_calloc");
+    *(void **)&rm_next.libc_realloc = lookup("__libc_realloc");
+    *(void **)&rm_next.libc_memalign = lookup("__libc_memalign");
+    *(void **)&rm_next.libc_valloc = lookup("__libc_valloc");
+    *(void **)&rm_next.libc_pvalloc = lookup("__libc_pvalloc");
+    next_note_allocator((void *)rm_next.malloc);
     rm_next.glibc = from_glibc((void *)rm_next.free);
     rm_next.checked = from_malloc_debug((void *)rm_next.free) && malloc_check_asked();
     if (rm_next.malloc && rm_next.free && rm_next.calloc && rm_next.realloc &&

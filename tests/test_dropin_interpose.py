@@ -136,3 +136,14 @@ def test_allocator_preloaded_before_refmalloc_is_passed_through(
     lines = [ln for ln in cp.stderr.splitlines() if ln.startswith("refmalloc")]
     assert len(lines) == 1, describe(cp)
     assert _after(name)[0] in lines[0] and "LD_PRELOAD" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("check", ["3", None])
+@pytest.mark.parametrize("mode", ["calls", "libc-large"])
+def test_libc_malloc_debug_after_refmalloc_works(build, run_prog, mode, check):
+    """libc_malloc_debug.so forwards to glibc's __libc_malloc/__libc_free: the
+    __libc_* names refmalloc exports must send its calls on to glibc, not back
+    into the debug library's malloc (endless recursion, SIGSEGV)."""
+    env = {"MALLOC_CHECK_": check} if check else None
+    cp = run_prog(build("dropin.c"), [mode], after=[MALLOC_DEBUG], env=env)
+    assert_ok(cp)
