@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "first.h"
 #include "large.h"
 #include "next.h"
 #include "os.h"
@@ -95,6 +96,8 @@ void *rm_malloc_from(size_t size, const void *site)
 {
     if (!runtime_ready())
         return bootstrap_alloc(size, BASE_ALIGNMENT);
+    if (passthrough())
+        return rm_first.malloc(size);
     unsigned char pattern = pattern_at(site);
     if (size >= config()->threshold)
         return large_or_next(size, 0, false, pattern);
@@ -106,23 +109,50 @@ RM_EXPORT void *malloc(size_t size)
     return rm_malloc_from(size, __builtin_return_address(0));
 }
 
+/* A freed small block keeps its first two pointers: glibc's tcache puts
+ * its next pointer and double-free key there (its bins their fd/bk), and the
+ * allocator overwrites them anyway. Filling the key would hide a double free. */
+#define FREE_KEEP (2 * sizeof(void *))
+
+/* The next allocator's usable size of a pointer the program hands back, or 0
+ * when glibc's own free will reject it: asking glibc's malloc_usable_size
+ * about garbage reads through its header and crashes here, not in glibc's
+ * check with glibc's message. */
+static size_t handed_back_usable(void *p)
+{
+    if (rm_next.checked || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
+        return 0;
+    return next_usable(p, 0);
+}
+
+static void fill_freed(void *p)
+{
+    size_t usable = handed_back_usable(p);
+    if (usable > FREE_KEEP)
+        memset((char *)p + FREE_KEEP, config()->free_pattern, usable - FREE_KEEP);
+}
+
 RM_EXPORT void free(void *p)
 {
     if (!p || bootstrap_owns(p) || !runtime_ready())
         return;
+    if (passthrough()) {
+        rm_first.free(p);
+        return;
+    }
     int saved = errno;
     if (large_owns(p)) {
         large_free(p, "free()");
     } else {
         if (config()->free_pattern_on)
-            memset(p, config()->free_pattern, next_usable(p, 0));
+            fill_freed(p);
         rm_next.free(p);
         stat_small_free();
     }
     errno = saved;
 }
 
-RM_EXPORT void *calloc(size_t n, size_t size)
+static void *calloc_from(size_t n, size_t size, const void *site)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -131,12 +161,19 @@ RM_EXPORT void *calloc(size_t n, size_t size)
     }
     if (!runtime_ready())
         return bootstrap_alloc(total, BASE_ALIGNMENT);
+    if (passthrough())
+        return rm_first.calloc(n, size);
     if (total >= config()->threshold)
-        return large_or_next(total, 0, true, pattern_at(__builtin_return_address(0)));
+        return large_or_next(total, 0, true, pattern_at(site));
     void *p = rm_next.calloc(n, size);
     if (p)
         stat_small_alloc(total);
     return p;
+}
+
+RM_EXPORT void *calloc(size_t n, size_t size)
+{
+    return calloc_from(n, size, __builtin_return_address(0));
 }
 
 static size_t min_size(size_t a, size_t b)
@@ -169,6 +206,8 @@ static void *realloc_from(void *p, size_t size, const void *site)
             memcpy(q, p, min_size(bootstrap_size(p), size));
         return q;
     }
+    if (passthrough())
+        return rm_first.realloc(p, size);
     if (size == 0) {
         /* glibc 2.36: realloc(p, 0) frees p and returns NULL. */
         free(p);
@@ -184,20 +223,21 @@ static void *realloc_from(void *p, size_t size, const void *site)
         q = large_or_next(size, 0, false, pattern_at(site));
         return q ? move_content(q, p, large_usable(p), size) : NULL;
     }
-    if (asking_usable)
-        return rm_next.realloc(p, size);
+    if (asking_usable || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
+        return rm_next.realloc(p, size);   /* glibc reports a bad pointer */
     size_t old = next_usable(p, 0);
     if (size >= config()->threshold || config()->free_pattern_on)
         return realloc_by_copy(p, old, size, site);
     void *q = rm_next.realloc(p, size);
     if (q) {
-        /* In place, the block may have grown into bytes we never filled.
-         * Moved, only the first min(old, size) bytes are owed a copy (that
-         * is all mimalloc copies); the rest of the new block is fresh. */
-        size_t filled = q == p ? old : min_size(old, size);
+        /* Only the first min(old, size) bytes are owed to the program (moved,
+         * that is all mimalloc copies); everything after them gets the
+         * pattern, moved or not: a block shrunk in place keeps the old bytes
+         * of its cut tail, and growing it back later would expose them. */
+        size_t kept = min_size(old, size);
         size_t now = next_usable(q, 0);
-        if (now > filled)
-            memset((char *)q + filled, pattern_at(site), now - filled);
+        if (now > kept)
+            memset((char *)q + kept, pattern_at(site), now - kept);
     }
     return q;
 }
@@ -209,6 +249,8 @@ RM_EXPORT void *realloc(void *p, size_t size)
 
 RM_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 {
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        return rm_first.reallocarray(p, n, size);
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
@@ -247,17 +289,23 @@ static void *memalign_from(size_t align, size_t size, const void *site)
 
 RM_EXPORT void *memalign(size_t align, size_t size)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.memalign(align, size);
     return memalign_from(align, size, __builtin_return_address(0));
 }
 
 /* In glibc 2.36 aligned_alloc is memalign. */
 RM_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.aligned_alloc(align, size);
     return memalign_from(align, size, __builtin_return_address(0));
 }
 
 int rm_posix_memalign_from(void **out, size_t align, size_t size, const void *site)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.posix_memalign(out, align, size);
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)) != 0)
         return EINVAL;
     int saved = errno;
@@ -276,17 +324,26 @@ RM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 
 RM_EXPORT void *valloc(size_t size)
 {
+    if (runtime_ready() && passthrough())
+        return rm_first.valloc(size);
     return aligned_from(os_page_size(), size, __builtin_return_address(0));
 }
 
-RM_EXPORT void *pvalloc(size_t size)
+static void *pvalloc_from(size_t size, const void *site)
 {
     size_t page = os_page_size();
     if (size > SIZE_MAX - page) {
         errno = ENOMEM;
         return NULL;
     }
-    return aligned_from(page, (size + page - 1) & ~(page - 1), __builtin_return_address(0));
+    return aligned_from(page, (size + page - 1) & ~(page - 1), site);
+}
+
+RM_EXPORT void *pvalloc(size_t size)
+{
+    if (runtime_ready() && passthrough())
+        return rm_first.pvalloc(size);
+    return pvalloc_from(size, __builtin_return_address(0));
 }
 
 RM_EXPORT size_t malloc_usable_size(void *p)
@@ -297,6 +354,8 @@ RM_EXPORT size_t malloc_usable_size(void *p)
         return bootstrap_size(p);
     if (!runtime_ready())
         return 0;
+    if (passthrough())
+        return rm_first.usable_size(p);
     if (large_owns(p))
         return large_usable(p);
     return rm_next.usable_size(p);
@@ -304,18 +363,135 @@ RM_EXPORT size_t malloc_usable_size(void *p)
 
 RM_EXPORT void free_sized(void *p, size_t size)
 {
-    (void)size;
-    free(p);
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        rm_first.free_sized(p, size);
+    else
+        free(p);
 }
 
 RM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 {
-    (void)align;
-    (void)size;
-    free(p);
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        rm_first.free_aligned_sized(p, align, size);
+    else
+        free(p);
 }
 
 RM_EXPORT void cfree(void *p)
 {
-    free(p);
+    if (p && !bootstrap_owns(p) && runtime_ready() && passthrough())
+        rm_first.cfree(p);
+    else
+        free(p);
 }
+
+/* glibc's own names for its allocator (libc.so.6 exports them; programs and
+ * libraries call them to reach "the real malloc"). Without them here a block
+ * of refmalloc's would reach glibc's __libc_free and crash. */
+void *__libc_malloc(size_t size);
+void __libc_free(void *p);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void *__libc_memalign(size_t align, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+
+/* Called by an allocator that forwards to glibc's __libc_* (libc_malloc_debug
+ * does, for its own blocks): glibc's, or it would come back to itself. */
+#define FROM_ALLOCATOR(fn) \
+    (rm_next.fn && next_called_by_allocator(__builtin_return_address(0)))
+
+RM_EXPORT void *__libc_malloc(size_t size)
+{
+    if (runtime_ready() && FROM_ALLOCATOR(libc_malloc))
+        return rm_next.libc_malloc(size);
+    return rm_malloc_from(size, __builtin_return_address(0));
+}
+
+RM_EXPORT void __libc_free(void *p)
+{
+    if (p && !bootstrap_owns(p) && runtime_ready() && FROM_ALLOCATOR(libc_free))
+        rm_next.libc_free(p);
+    else
+        free(p);
+}
+
+RM_EXPORT void *__libc_calloc(size_t n, size_t size)
+{
+    if (runtime_ready() && FROM_ALLOCATOR(libc_calloc))
+        return rm_next.libc_calloc(n, size);
+    return calloc_from(n, size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_realloc(void *p, size_t size)
+{
+    if ((!p || !bootstrap_owns(p)) && runtime_ready() && FROM_ALLOCATOR(libc_realloc))
+        return rm_next.libc_realloc(p, size);
+    return realloc_from(p, size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_memalign(size_t align, size_t size)
+{
+    if (runtime_ready() && FROM_ALLOCATOR(libc_memalign))
+        return rm_next.libc_memalign(align, size);
+    return memalign_from(align, size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_valloc(size_t size)
+{
+    if (runtime_ready() && FROM_ALLOCATOR(libc_valloc))
+        return rm_next.libc_valloc(size);
+    return aligned_from(os_page_size(), size, __builtin_return_address(0));
+}
+
+RM_EXPORT void *__libc_pvalloc(size_t size)
+{
+    if (runtime_ready() && FROM_ALLOCATOR(libc_pvalloc))
+        return rm_next.libc_pvalloc(size);
+    return pvalloc_from(size, __builtin_return_address(0));
+}
+
+/* mallinfo2 and mallinfo: the next allocator's figures plus refmalloc's live
+ * large blocks, counted as the mmapped blocks they are (hblks, hblkhd) and as
+ * space in use (uordblks). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+static void large_totals(size_t *blocks, size_t *bytes)
+{
+    *blocks = *bytes = 0;
+    if (runtime_ready())
+        large_live_totals(blocks, bytes);
+}
+
+RM_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 m = {0};
+    if (runtime_ready() && passthrough())
+        return rm_first.mallinfo2 ? rm_first.mallinfo2() : m;
+    size_t blocks, bytes;
+    large_totals(&blocks, &bytes);
+    if (rm_next.mallinfo2)
+        m = rm_next.mallinfo2();
+    m.hblks += blocks;
+    m.hblkhd += bytes;
+    m.uordblks += bytes;
+    return m;
+}
+
+/* Its int fields wrap as glibc's own do (glibc truncates mallinfo2's). */
+RM_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo m = {0};
+    if (runtime_ready() && passthrough())
+        return rm_first.mallinfo ? rm_first.mallinfo() : m;
+    size_t blocks, bytes;
+    large_totals(&blocks, &bytes);
+    if (rm_next.mallinfo)
+        m = rm_next.mallinfo();
+    m.hblks = (int)((size_t)(unsigned)m.hblks + blocks);
+    m.hblkhd = (int)((size_t)(unsigned)m.hblkhd + bytes);
+    m.uordblks = (int)((size_t)(unsigned)m.uordblks + bytes);
+    return m;
+}
+#pragma GCC diagnostic pop

@@ -4,6 +4,7 @@
 #ifndef RM_NEXT_H
 #define RM_NEXT_H
 
+#include <malloc.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -14,12 +15,46 @@ struct next_allocator {
     void *(*realloc)(void *, size_t);
     void *(*memalign)(size_t, size_t);
     size_t (*usable_size)(void *);
+    struct mallinfo2 (*mallinfo2)(void);   /* may be NULL */
+    struct mallinfo (*mallinfo)(void);     /* may be NULL */
+    /* glibc's own __libc_* (for the allocators that call them) */
+    void *(*libc_malloc)(size_t);
+    void (*libc_free)(void *);
+    void *(*libc_calloc)(size_t, size_t);
+    void *(*libc_realloc)(void *, size_t);
+    void *(*libc_memalign)(size_t, size_t);
+    void *(*libc_valloc)(size_t);
+    void *(*libc_pvalloc)(size_t);
+    /* glibc's own malloc (libc.so.6 or libc_malloc_debug.so): its chunk
+     * layout is known, see next_glibc_chunk_plausible. */
+    bool glibc;
+    /* libc_malloc_debug.so with MALLOC_CHECK_ on: its malloc_usable_size
+     * aborts on the bad pointers its free would report, with another
+     * message, so refmalloc asks it nothing about a pointer being freed. */
+    bool checked;
 };
 
 extern struct next_allocator rm_next;
 
+/* dlsym(handle, name), also finding glibc's non-default versioned
+ * definitions (libc_malloc_debug.so's), whichever is first in the order. */
+void *next_lookup(void *handle, const char *name);
+
+/* Remember an allocator object other than libc (the next one, or the one
+ * loaded first) that calls glibc's __libc_* names for its own blocks, as
+ * libc_malloc_debug.so does: refmalloc's __libc_* must not take those calls.
+ * `sym` is any of its functions. */
+void next_note_allocator(void *sym);
+/* Is `code` (a return address) inside such an allocator? */
+bool next_called_by_allocator(const void *code);
+
 /* Resolve the next allocator; false (with a message) if it is incomplete. */
 bool next_init(void);
+
+/* For a glibc next allocator: does the pointer pass the cheap checks
+ * glibc's free makes before it trusts the chunk header (alignment, size
+ * field, no wrap-around)? False means glibc's free reports it. */
+bool next_glibc_chunk_plausible(const void *p);
 
 /* The bootstrap buffer: never freed, recognised by address. */
 void *bootstrap_alloc(size_t size, size_t align);

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include "config.h"
+#include "first.h"
 #include "large.h"
 #include "mte.h"
 #include "next.h"
@@ -71,7 +72,7 @@ bool runtime_start(void)
         config_init();
         mte_start();
         sites_init();
-        if (!next_init())
+        if (!next_init() || !first_detect())
             os_abort();
         large_start();
         /* glibc's pthread_atfork may allocate: next is resolved by now. */

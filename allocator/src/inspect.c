@@ -102,3 +102,26 @@ void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *c
     blocks_each(visit_live, &e);
     pthread_mutex_unlock(&rm_large.lock);
 }
+
+struct totals_ctx {
+    size_t blocks, bytes;
+};
+
+static void add_live(struct block *b, void *ctx)
+{
+    struct totals_ctx *t = ctx;
+    if (b->state == BLOCK_LIVE) {
+        t->blocks++;
+        t->bytes += b->mapped;
+    }
+}
+
+void large_live_totals(size_t *blocks, size_t *bytes)
+{
+    struct totals_ctx t = {0, 0};
+    pthread_mutex_lock(&rm_large.lock);
+    blocks_each(add_live, &t);
+    pthread_mutex_unlock(&rm_large.lock);
+    *blocks = t.blocks;
+    *bytes = t.bytes;
+}

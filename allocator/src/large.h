@@ -38,6 +38,10 @@ int large_query(const void *addr, struct refmalloc_block_info *info);
 void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
                      void *ctx);
 
+/* Live blocks and their usable bytes (for mallinfo), without the pagemap
+ * reads large_each_live makes. */
+void large_live_totals(size_t *blocks, size_t *bytes);
+
 /* Visit the last blocks freed, oldest first (the lock is held). */
 void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
                       void *ctx);
