@@ -104,9 +104,50 @@ void os_free_meta(void *addr, size_t len)
     munmap(addr, len);
 }
 
+/* The lowest number for refmalloc's long-lived descriptors: three quarters
+ * of the way up to min(RLIMIT_NOFILE soft limit, 1024), never below 3.
+ * - Below the soft limit, or F_DUPFD fails (EINVAL); well below it, so that
+ *   a program moving its own descriptors near the top (bash keeps one at
+ *   255 under the limit) does not meet ours.
+ * - High above the numbers programs use, so that one counting or reusing
+ *   low descriptors (EMFILE loops, leak checks, dup2 onto "free" numbers)
+ *   sees nothing, and the number is never 0-2.
+ * - At most 768: the kernel sizes a process's descriptor table for its
+ *   highest number (and fork copies it). Measured here (Linux 6.18): with a
+ *   descriptor at 768 or 1023 FDSize is 1024 and fork+wait takes 190-205 us
+ *   (215 us with none above 3); at 19999 FDSize is 32768 and fork+wait takes
+ *   330 us. Under a 1M limit a descriptor near the top would cost 8 MiB of
+ *   table in every process. Read per call: the program may change it. */
+static int high_fd_floor(void)
+{
+    struct rlimit r;
+    rlim_t soft = getrlimit(RLIMIT_NOFILE, &r) == 0 ? r.rlim_cur : 1024;
+    rlim_t cap = soft < 1024 ? soft : 1024;
+    rlim_t floor = cap / 4 * 3;
+    return floor > 3 ? (int)floor : 3;
+}
+
+/* Move fd to a number >= the floor (else at least >= 3): a descriptor of
+ * ours at 0-2 would be the program's closed stdin, stdout or stderr (read(0)
+ * would read the pattern instead of failing with EBADF). -1 with errno,
+ * fd closed, when no number >= 3 is free. */
+static int move_fd_high(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_floor());
+    if (high < 0 && fd < 3)
+        high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (high < 0 && fd >= 3)
+        return fd;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return high;
+}
+
 int os_memfd_create(const char *name)
 {
-    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    return fd < 0 ? fd : move_fd_high(fd);
 }
 
 bool os_memfd_fill(int fd, size_t len, unsigned char pattern)

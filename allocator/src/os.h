@@ -27,7 +27,8 @@ void *os_alloc_meta(size_t len);
 void os_free_meta(void *addr, size_t len);
 
 /* The pattern memfd. */
-int os_memfd_create(const char *name);            /* -1 with errno */
+/* Close-on-exec, sealable, at a high number (never 0-2); -1 with errno. */
+int os_memfd_create(const char *name);
 bool os_memfd_fill(int fd, size_t len, unsigned char pattern);   /* by pwrite */
 /* Size the file and map it shared, to fill or tag it through memory; the
  * caller unmaps it (os_free_meta) before sealing. NULL on failure. */

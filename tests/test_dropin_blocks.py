@@ -1,0 +1,66 @@
+"""Drop-in robustness of large blocks (issue 11): refmalloc's descriptors never take
+0-2 and sit high; the pattern file cannot be swapped under a mapping; a reused block
+has fresh protection whatever the program did to it; free_guard=1 makes freed large
+blocks fault until reused."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from rmhelpers import assert_ok, clean_env, describe
+
+
+def high_fd_floor(soft_limit: int) -> int:
+    """The floor refmalloc's descriptors sit at or above (allocator/src/os.c)."""
+    return max(3, min(soft_limit, 1024) // 4 * 3)
+
+
+# ---- descriptors (item 11) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "redirect",
+    ["<&-", "<&- >&- 2>&-", "<&- 2>&-"],
+    ids=["stdin", "stdin-stdout-stderr", "stdin-stderr"],
+)
+def test_closed_standard_descriptors_stay_closed(lib, build, tmp_path, redirect):
+    """`prog <&-`: the memfds made for large blocks must not become fd 0 (read(0)
+    would return the pattern instead of EBADF), nor 1 or 2."""
+    exe = build("dropin_fds.c")
+    out = tmp_path / "verdict"
+    env = clean_env({"LD_PRELOAD": lib, "REFMALLOC_OPTIONS": "free_pattern=0x22"})
+    cp = subprocess.run(
+        ["sh", "-c", f'exec "$0" closed "$1" {redirect}', exe, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    verdict = out.read_text() if out.exists() else "(no verdict written)"
+    assert cp.returncode == 0 and verdict == "OK closed", f"{verdict}\n{describe(cp)}"
+
+
+def _opened(cp: subprocess.CompletedProcess) -> dict[str, int]:
+    line = next(ln for ln in cp.stdout.splitlines() if ln.startswith("OPENED"))
+    words = line.split()
+    return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
+
+@pytest.mark.parametrize("limit", [64, 256, 4096])
+def test_emfile_count_as_under_glibc_and_memfd_high(build, run_prog, limit):
+    """A program opening files until EMFILE gets as many as under glibc minus the
+    library's own descriptors, and those sit at or above the floor."""
+    exe = build("dropin_fds.c")
+    plain = _opened(assert_ok(run_prog(exe, ["emfile", limit], preload=False)))
+    ours = _opened(assert_ok(run_prog(exe, ["emfile", limit], options="free_pattern=0x22")))
+    assert ours["MEMFDS"] >= 1, ours
+    assert ours["OPENED"] >= plain["OPENED"] - ours["MEMFDS"], (plain, ours)
+    assert ours["LOWEST"] >= high_fd_floor(limit), (ours, high_fd_floor(limit))
+
+
+def test_only_fd_0_free_gives_an_eager_block_and_keeps_fd_0_free(build, run_prog):
+    """The one free number is 0: the memfd cannot move above 2, so refmalloc does
+    without it (eager block) rather than keep fd 0."""
+    cp = assert_ok(run_prog(build("dropin_fds.c"), ["full", 64]))
+    assert "OK full" in cp.stdout
