@@ -64,3 +64,23 @@ def test_only_fd_0_free_gives_an_eager_block_and_keeps_fd_0_free(build, run_prog
     without it (eager block) rather than keep fd 0."""
     cp = assert_ok(run_prog(build("dropin_fds.c"), ["full", 64]))
     assert "OK full" in cp.stdout
+
+
+# ---- protection of reused blocks (item 12) -----------------------------------------
+
+
+@pytest.mark.parametrize("via", ["malloc", "realloc"])
+@pytest.mark.parametrize("kind", ["guard", "read", "readexec"])
+@pytest.mark.parametrize(
+    "options",
+    [None, "free_pattern=0x22", "cache=0"],
+    ids=["default", "free_pattern", "no-cache"],
+)
+def test_reused_block_has_fresh_protection(build, run_prog, kind, via, options):
+    """A freed block the program had mprotect()ed (a PROT_NONE guard page,
+    PROT_READ, PROT_READ|PROT_EXEC) comes back, when reused, holding the pattern
+    and writable everywhere; the refill must not crash on a read-only page."""
+    cp = assert_ok(run_prog(build("blockprot.c"), ["reuse", kind, via], options=options))
+    assert f"OK reuse {kind} {via}" in cp.stdout
+    if options is None:
+        assert "REUSED 1" in cp.stdout, "the block did not come from the cache"

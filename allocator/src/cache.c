@@ -100,8 +100,12 @@ struct block *cache_take(size_t len, size_t align, unsigned char pattern)
         struct block *b = blocks_find(rm_large.cached[best]);
         cache_remove_at(best);
         /* Restored now rather than at free: a block evicted unused costs
-         * nothing but its release. */
-        if (!b->dirty || restore_pattern(b)) {
+         * nothing but its release. The program may have changed the
+         * protection of its pages (a guard page, PROT_READ, PROT_EXEC for a
+         * JIT), and refilling them needs write access: a reused block gets
+         * the protection of a fresh one first. */
+        if (os_protect_data((void *)b->start, b->mapped, b->tag != 0) &&
+            (!b->dirty || restore_pattern(b))) {
             b->dirty = false;
             return b;
         }

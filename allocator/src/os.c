@@ -87,6 +87,11 @@ bool os_move_fixed(void *from, size_t len, void *to)
     return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
 }
 
+bool os_protect_data(void *addr, size_t len, bool tagged)
+{
+    return mprotect(addr, len, data_prot(tagged)) == 0;
+}
+
 void os_dontneed(void *addr, size_t len)
 {
     madvise(addr, len, MADV_DONTNEED);

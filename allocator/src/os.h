@@ -20,6 +20,9 @@ bool os_reserve_fixed(void *addr, size_t len);   /* give pages back, keep the ra
 bool os_map_file_fixed(void *addr, size_t len, int fd, bool tagged);
 bool os_map_anon_fixed(void *addr, size_t len, bool tagged);
 bool os_move_fixed(void *from, size_t len, void *to);  /* mremap, no resize */
+/* Give [addr, addr+len) the protection of fresh data (read and write,
+ * PROT_MTE if tagged), whatever the program set with mprotect. */
+bool os_protect_data(void *addr, size_t len, bool tagged);
 void os_dontneed(void *addr, size_t len);
 
 /* Metadata memory for the allocator's own tables (zeroed). */
