@@ -5,7 +5,9 @@ blocks fault until reused."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 
 import pytest
 from rmhelpers import assert_ok, clean_env, describe
@@ -84,3 +86,49 @@ def test_reused_block_has_fresh_protection(build, run_prog, kind, via, options):
     assert f"OK reuse {kind} {via}" in cp.stdout
     if options is None:
         assert "REUSED 1" in cp.stdout, "the block did not come from the cache"
+
+
+# ---- free_guard: freed large blocks fault until reused (item 19) -------------------
+
+
+@pytest.mark.parametrize("access", ["uaf-read", "uaf-write"])
+@pytest.mark.parametrize("options", ["free_guard=1", "free_guard=1,free_pattern=0x22"])
+def test_free_guard_access_after_free_faults(build, run_prog, access, options):
+    cp = run_prog(build("blockprot.c"), [access], options=options)
+    assert cp.returncode == -signal.SIGSEGV, describe(cp)
+    assert "FREED" in cp.stdout and "ALIVE" not in cp.stdout, describe(cp)
+
+
+@pytest.mark.parametrize("access", ["uaf-read", "uaf-write"])
+def test_without_free_guard_freed_cached_block_stays_readable(build, run_prog, access):
+    """The default is unchanged: a cached block keeps the program's data."""
+    cp = assert_ok(run_prog(build("blockprot.c"), [access]))
+    assert f"ALIVE {22 if access == 'uaf-write' else 11}" in cp.stdout, cp.stdout
+
+
+@pytest.mark.parametrize("via", ["malloc", "realloc"])
+@pytest.mark.parametrize("kind", ["guard", "read", "readexec"])
+def test_free_guard_block_reused_with_pattern_and_write_access(build, run_prog, kind, via):
+    cp = assert_ok(run_prog(build("blockprot.c"), ["reuse", kind, via], options="free_guard=1"))
+    assert "REUSED 1" in cp.stdout and f"OK reuse {kind} {via}" in cp.stdout
+
+
+@pytest.mark.parametrize("mode", ["reuse-large", "realloc", "aligned", "calloc"])
+def test_free_guard_pattern_on_every_large_path(build, run_prog, mode):
+    """The pattern program's reuse, realloc, aligned and calloc paths pass with
+    freed blocks guarded (the library never touches a guarded block)."""
+    assert_ok(run_prog(build("pattern.c"), [mode], options="free_guard=1", timeout=120))
+
+
+def test_run_free_guard_flag(lib, build):
+    """`refmalloc run --free-guard` sets the option: the read after free faults."""
+    exe = build("blockprot.c")
+    env = clean_env({"REFMALLOC_LIB": lib})
+    cp = subprocess.run(
+        [sys.executable, "-m", "pyalloc", "run", "--free-guard", "--", exe, "uaf-read"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cp.returncode == 128 + signal.SIGSEGV, describe(cp)

@@ -121,6 +121,14 @@ bool cacheable(const struct block *b)
 
 void cache_put(struct block *b)
 {
+    /* free_guard: an access after free faults, as in glibc where a large
+     * block is unmapped at free; cache_take gives the protection back. A
+     * block that cannot be protected is released, which faults too. */
+    if (config()->free_guard && !os_protect_none((void *)b->start, b->mapped, b->tag != 0)) {
+        b->state = BLOCK_CACHED;   /* no longer counted live: release must not uncount it */
+        release(b);
+        return;
+    }
     uintptr_t start = b->start;
     size_t mapped = b->mapped;
     if (rm_large.ncached == CACHE_SLOTS)

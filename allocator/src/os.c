@@ -87,6 +87,12 @@ bool os_move_fixed(void *from, size_t len, void *to)
     return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
 }
 
+bool os_protect_none(void *addr, size_t len, bool tagged)
+{
+    /* PROT_MTE kept: clearing it would drop VM_MTE from the mapping. */
+    return mprotect(addr, len, tagged ? PROT_MTE : PROT_NONE) == 0;
+}
+
 bool os_protect_data(void *addr, size_t len, bool tagged)
 {
     return mprotect(addr, len, data_prot(tagged)) == 0;

@@ -23,6 +23,8 @@ bool os_move_fixed(void *from, size_t len, void *to);  /* mremap, no resize */
 /* Give [addr, addr+len) the protection of fresh data (read and write,
  * PROT_MTE if tagged), whatever the program set with mprotect. */
 bool os_protect_data(void *addr, size_t len, bool tagged);
+/* No access at all (free_guard: a freed block faults until reused). */
+bool os_protect_none(void *addr, size_t len, bool tagged);
 void os_dontneed(void *addr, size_t len);
 
 /* Metadata memory for the allocator's own tables (zeroed). */

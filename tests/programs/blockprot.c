@@ -78,7 +78,7 @@ static void mode_uaf(int write)
     fflush(stdout);
     if (write)
         p[SIZE / 2] = 0x22;
-    unsigned char v = p[SIZE / 2 + 1];
+    unsigned char v = p[SIZE / 2];
     printf("ALIVE %02x\n", v);
 }
 
