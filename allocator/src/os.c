@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Memory tagging (arm64 MTE): constants from the kernel's uapi, for
@@ -205,6 +207,39 @@ bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino)
     *dev = (uint64_t)st.st_dev;
     *ino = (uint64_t)st.st_ino;
     return true;
+}
+
+/* PROCMAP_QUERY (linux/fs.h, Linux 6.11), for older headers. */
+struct rm_procmap_query {
+    uint64_t size, query_flags, query_addr;
+    uint64_t vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+    uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+    uint64_t vma_name_addr, build_id_addr;
+};
+#define RM_PROCMAP_QUERY _IOWR('f', 17, struct rm_procmap_query)
+
+int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_t ino)
+{
+    static bool unsupported;
+    if (unsupported)
+        return -1;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int result = 1;
+    for (size_t off = 0; result == 1 && off < len; off += step) {
+        struct rm_procmap_query q = {.size = sizeof q, .query_addr = addr + off};
+        if (ioctl(fd, RM_PROCMAP_QUERY, &q) != 0) {
+            if (errno == ENOTTY || errno == EINVAL)
+                unsupported = true;   /* an older kernel: never ask again */
+            result = errno == ENOENT ? 0 : -1;
+        } else {
+            result = q.inode == ino && q.dev_major == major((dev_t)dev) &&
+                     q.dev_minor == minor((dev_t)dev);
+        }
+    }
+    close(fd);
+    return result;
 }
 
 void os_close(int fd)
