@@ -29,6 +29,7 @@ KNOWN_KEYS: Final = (
     "refpages",
     "max_chunk",
     "mte",
+    "free_guard",
 )
 
 SIZE_MAX: Final = 2**64 - 1

@@ -31,6 +31,8 @@ VERDICTS = {
     "random_only.py": (3, None),
     # Fully written before free: only --free-pattern sees the use after free.
     "dirty_free.c": (0, None),
+    # A large block read after free; same outcome under both free patterns.
+    "dirty_free_large.c": (0, None),
 }
 
 
@@ -102,6 +104,19 @@ def test_free_pattern_reports_use_after_free_as_its_own_finding(lib, bindir):
     assert uaf.kind == "use-after-free" and [d.name for d in uaf.differences] == ["stdout"]
     diff = uaf.differences[0].difference
     assert diff is not None and diff.pattern_match == "raw"
+
+
+def test_free_pattern_reports_a_read_of_a_freed_large_block(lib, bindir):
+    """The read's outcome is the same under 0xdd and 0x22: only the free_guard=1
+    runs (where it faults) show it."""
+    result = run_check(
+        CheckConfig(argv=command("dirty_free_large.c", bindir), lib=lib, free_pattern=True)
+    )
+    assert result.verdict == 1
+    uninit, uaf = result.comparisons
+    assert not uninit.differences
+    assert uaf.kind == "use-after-free" and "exit status" in [d.name for d in uaf.differences]
+    assert uaf.confirmed
 
 
 def test_free_pattern_leaves_clean_programs_clean(lib, bindir):

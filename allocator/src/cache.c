@@ -100,8 +100,12 @@ struct block *cache_take(size_t len, size_t align, unsigned char pattern)
         struct block *b = blocks_find(rm_large.cached[best]);
         cache_remove_at(best);
         /* Restored now rather than at free: a block evicted unused costs
-         * nothing but its release. */
-        if (!b->dirty || restore_pattern(b)) {
+         * nothing but its release. The program may have changed the
+         * protection of its pages (a guard page, PROT_READ, PROT_EXEC for a
+         * JIT), and refilling them needs write access: a reused block gets
+         * the protection of a fresh one first. */
+        if (os_protect_data((void *)b->start, b->mapped, b->tag != 0) &&
+            (!b->dirty || restore_pattern(b))) {
             b->dirty = false;
             return b;
         }
@@ -117,6 +121,14 @@ bool cacheable(const struct block *b)
 
 void cache_put(struct block *b)
 {
+    /* free_guard: an access after free faults, as in glibc where a large
+     * block is unmapped at free; cache_take gives the protection back. A
+     * block that cannot be protected is released, which faults too. */
+    if (config()->free_guard && !os_protect_none((void *)b->start, b->mapped, b->tag != 0)) {
+        b->state = BLOCK_CACHED;   /* no longer counted live: release must not uncount it */
+        release(b);
+        return;
+    }
     uintptr_t start = b->start;
     size_t mapped = b->mapped;
     if (rm_large.ncached == CACHE_SLOTS)

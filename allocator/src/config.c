@@ -205,6 +205,9 @@ static enum applied apply(struct rm_config *cfg, struct span key, struct span va
     } else if (span_is(key, "mte")) {
         expect = "0 or 1";
         ok = parse_bool(val, &cfg->mte);
+    } else if (span_is(key, "free_guard")) {
+        expect = "0 or 1";
+        ok = parse_bool(val, &cfg->free_guard);
     } else if (span_is(key, "verbose")) {
         expect = "0, 1 or 2";
         unsigned char v;
@@ -227,8 +230,8 @@ static enum applied apply(struct rm_config *cfg, struct span key, struct span va
         char k[64];
         out_diag("REFMALLOC_OPTIONS: unknown option '", span_text(key, k, sizeof k),
                  "' ignored (known: pattern, free_pattern, threshold, cache, report, "
-                 "verbose, max_mappings, reserve, refpages, mremap, max_chunk, mte, sites, "
-                 "site_list, site_pattern)");
+                 "verbose, max_mappings, reserve, refpages, mremap, max_chunk, mte, free_guard, "
+                 "sites, site_list, site_pattern)");
         return UNKNOWN_KEY;
     }
     *expect_out = expect;

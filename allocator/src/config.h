@@ -20,6 +20,7 @@ struct rm_config {
     bool refpages;                /* false: every large block is eager */
     bool mremap;                  /* false: realloc moves blocks by copying */
     bool mte;                     /* asked for: tag large blocks (arm64 MTE) */
+    bool free_guard;              /* freed cached large blocks are PROT_NONE */
     int verbose;
     char report[RM_REPORT_PATH_MAX];
     char sites_log[RM_REPORT_PATH_MAX];   /* call sites written at exit */

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Memory tagging (arm64 MTE): constants from the kernel's uapi, for
@@ -102,6 +104,17 @@ bool os_move_fixed(void *from, size_t len, void *to)
            MAP_FAILED;
 }
 
+bool os_protect_none(void *addr, size_t len, bool tagged)
+{
+    /* PROT_MTE kept: clearing it would drop VM_MTE from the mapping. */
+    return mprotect(addr, len, tagged ? PROT_MTE : PROT_NONE) == 0;
+}
+
+bool os_protect_data(void *addr, size_t len, bool tagged)
+{
+    return mprotect(addr, len, data_prot(tagged)) == 0;
+}
+
 void os_dontneed(void *addr, size_t len)
 {
     madvise(addr, len, MADV_DONTNEED);
@@ -119,9 +132,50 @@ void os_free_meta(void *addr, size_t len)
     munmap(addr, len);
 }
 
+/* The lowest number for refmalloc's long-lived descriptors: three quarters
+ * of the way up to min(RLIMIT_NOFILE soft limit, 1024), never below 3.
+ * - Below the soft limit, or F_DUPFD fails (EINVAL); well below it, so that
+ *   a program moving its own descriptors near the top (bash keeps one at
+ *   255 under the limit) does not meet ours.
+ * - High above the numbers programs use, so that one counting or reusing
+ *   low descriptors (EMFILE loops, leak checks, dup2 onto "free" numbers)
+ *   sees nothing, and the number is never 0-2.
+ * - At most 768: the kernel sizes a process's descriptor table for its
+ *   highest number (and fork copies it). Measured here (Linux 6.18): with a
+ *   descriptor at 768 or 1023 FDSize is 1024 and fork+wait takes 190-205 us
+ *   (215 us with none above 3); at 19999 FDSize is 32768 and fork+wait takes
+ *   330 us. Under a 1M limit a descriptor near the top would cost 8 MiB of
+ *   table in every process. Read per call: the program may change it. */
+static int high_fd_floor(void)
+{
+    struct rlimit r;
+    rlim_t soft = getrlimit(RLIMIT_NOFILE, &r) == 0 ? r.rlim_cur : 1024;
+    rlim_t cap = soft < 1024 ? soft : 1024;
+    rlim_t floor = cap / 4 * 3;
+    return floor > 3 ? (int)floor : 3;
+}
+
+/* Move fd to a number >= the floor (else at least >= 3): a descriptor of
+ * ours at 0-2 would be the program's closed stdin, stdout or stderr (read(0)
+ * would read the pattern instead of failing with EBADF). -1 with errno,
+ * fd closed, when no number >= 3 is free. */
+static int move_fd_high(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_floor());
+    if (high < 0 && fd < 3)
+        high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (high < 0 && fd >= 3)
+        return fd;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return high;
+}
+
 int os_memfd_create(const char *name)
 {
-    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    return fd < 0 ? fd : move_fd_high(fd);
 }
 
 bool os_memfd_fill(int fd, size_t len, unsigned char pattern)
@@ -168,6 +222,39 @@ bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino)
     *dev = (uint64_t)st.st_dev;
     *ino = (uint64_t)st.st_ino;
     return true;
+}
+
+/* PROCMAP_QUERY (linux/fs.h, Linux 6.11), for older headers. */
+struct rm_procmap_query {
+    uint64_t size, query_flags, query_addr;
+    uint64_t vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+    uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+    uint64_t vma_name_addr, build_id_addr;
+};
+#define RM_PROCMAP_QUERY _IOWR('f', 17, struct rm_procmap_query)
+
+int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_t ino)
+{
+    static bool unsupported;
+    if (unsupported)
+        return -1;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int result = 1;
+    for (size_t off = 0; result == 1 && off < len; off += step) {
+        struct rm_procmap_query q = {.size = sizeof q, .query_addr = addr + off};
+        if (ioctl(fd, RM_PROCMAP_QUERY, &q) != 0) {
+            if (errno == ENOTTY || errno == EINVAL)
+                unsupported = true;   /* an older kernel: never ask again */
+            result = errno == ENOENT ? 0 : -1;
+        } else {
+            result = q.inode == ino && q.dev_major == major((dev_t)dev) &&
+                     q.dev_minor == minor((dev_t)dev);
+        }
+    }
+    close(fd);
+    return result;
 }
 
 void os_close(int fd)

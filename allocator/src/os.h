@@ -21,6 +21,11 @@ void os_unreserve(void *addr, size_t len);       /* give the range back */
 bool os_map_file_fixed(void *addr, size_t len, int fd, size_t offset, bool tagged);
 bool os_map_anon_fixed(void *addr, size_t len, bool tagged);
 bool os_move_fixed(void *from, size_t len, void *to);  /* mremap, no resize */
+/* Give [addr, addr+len) the protection of fresh data (read and write,
+ * PROT_MTE if tagged), whatever the program set with mprotect. */
+bool os_protect_data(void *addr, size_t len, bool tagged);
+/* No access at all (free_guard: a freed block faults until reused). */
+bool os_protect_none(void *addr, size_t len, bool tagged);
 void os_dontneed(void *addr, size_t len);
 
 /* Metadata memory for the allocator's own tables (zeroed). */
@@ -28,13 +33,18 @@ void *os_alloc_meta(size_t len);
 void os_free_meta(void *addr, size_t len);
 
 /* The pattern memfd. */
-int os_memfd_create(const char *name);            /* -1 with errno */
+/* Close-on-exec, sealable, at a high number (never 0-2); -1 with errno. */
+int os_memfd_create(const char *name);
 bool os_memfd_fill(int fd, size_t len, unsigned char pattern);   /* by pwrite */
 /* Size the file and map it shared, to fill or tag it through memory; the
  * caller unmaps it (os_free_meta) before sealing. NULL on failure. */
 void *os_memfd_map_shared(int fd, size_t len, bool tagged);
 bool os_memfd_seal(int fd);   /* no more writes, no resizing, no more seals */
 bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino);
+/* Do the mappings at addr, addr+step, ... below addr+len all map the file
+ * (dev, ino)? 1 yes, 0 no, -1 when the kernel cannot tell (PROCMAP_QUERY is
+ * Linux 6.11+). */
+int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_t ino);
 void os_close(int fd);
 
 /* Files. */

@@ -104,8 +104,11 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
     int fd = os_memfd_create("refmalloc-pattern");
     if (fd < 0)
         return NULL;
-    uint64_t dev, ino;
-    if (!fill_and_seal(fd, chunk, pattern, tag) || !os_fd_identity(fd, &dev, &ino)) {
+    /* Identity taken at once and checked again once sealed: the number
+     * could be swapped by another thread meanwhile (see mapped_ours). */
+    uint64_t dev, ino, dev2, ino2;
+    if (!os_fd_identity(fd, &dev, &ino) || !fill_and_seal(fd, chunk, pattern, tag) ||
+        !os_fd_identity(fd, &dev2, &ino2) || dev2 != dev || ino2 != ino) {
         os_close(fd);
         return NULL;
     }
@@ -118,6 +121,22 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
     stat_set(ST_chunk_bytes, chunk);
     stat_set(ST_pattern_bytes, engine.bytes);
     return f;
+}
+
+/* Another thread of the program may dup2 its own file onto our number
+ * between still_ours() and an mmap, and back again: the range would then map
+ * the program's file. Checked after mapping, on the descriptor and (where
+ * the kernel can say, Linux 6.11+) on what each chunk maps; if either is not
+ * our file, the range (ours, in the reserved region) is emptied and the file
+ * forgotten, never closed, and the caller makes the block another way. */
+static bool mapped_ours(struct pattern_file *f, uintptr_t addr, size_t len)
+{
+    bool ours = still_ours(f) && os_mapping_is(addr, len, f->len, f->dev, f->ino) != 0;
+    if (ours)
+        return true;
+    os_reserve_fixed((void *)addr, len);
+    forget(f);
+    return false;
 }
 
 enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
@@ -142,7 +161,7 @@ enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char patter
             return REFPAGE_MAP_FAILED;
         at += n;
     }
-    return REFPAGE_OK;
+    return mapped_ours(f, addr, len) ? REFPAGE_OK : REFPAGE_MAP_FAILED;
 }
 
 size_t refpage_pattern_bytes(void)

@@ -38,7 +38,8 @@ class CheckError(click.ClickException):
     "--free-pattern",
     is_flag=True,
     help="Also fill freed blocks, with two patterns, and report behaviour that "
-    "depends on freed memory (use after free) as its own finding.",
+    "depends on freed memory (use after free) as its own finding; in the second "
+    "pattern's runs freed large blocks fault until reused (free_guard=1).",
 )
 @click.option(
     "--locate",

@@ -282,6 +282,14 @@ def _deliver_reports(
     "arm64 CPU with MTE; refused elsewhere.",
 )
 @click.option(
+    "--free-guard",
+    is_flag=True,
+    default=None,
+    help="Make freed large blocks inaccessible (PROT_NONE) while they wait in the cache, "
+    "so that a read or write after free faults (SIGSEGV) as with glibc, which unmaps "
+    "them; a reused block gets read-write access back.",
+)
+@click.option(
     "--backend",
     metavar="NAME|PATH",
     callback=_check_backend,
@@ -331,6 +339,7 @@ def run_command(
     refpages: bool | None,
     max_chunk: int | None,
     mte: bool | None,
+    free_guard: bool | None,
     backend: str | None,
     python_malloc: bool | None,
     report: str | None,
@@ -360,6 +369,7 @@ def run_command(
         "refpages": refpages,
         "max_chunk": max_chunk,
         "mte": mte,
+        "free_guard": free_guard,
         "verbose": min(verbose, 2) if verbose else None,
     }
     if python_malloc is None:
