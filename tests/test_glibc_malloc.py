@@ -73,7 +73,9 @@ def glibc_results(request, lib, glibc_builder) -> dict[tuple[str, str], runner.C
         for c in [c.name for c in runner.CONFIGS]
         if (t, c) in wanted
     ]
-    return runner.run_items(items, exes, Path(lib), jobs=JOBS, timeout=TIMEOUT)
+    return runner.run_items(
+        items, exes, Path(lib), jobs=JOBS, timeout=TIMEOUT, limits=glibc_builder.limits
+    )
 
 
 @pytest.mark.parametrize("test", TEST_NAMES)

@@ -48,6 +48,12 @@ TARBALL = Path(f"/usr/src/glibc/glibc-{GLIBC_VERSION}.tar.xz")
 APT_PACKAGE = "glibc-source"
 DEFAULT_CACHE = Path.home() / ".cache" / "refmalloc-glibc"
 DEFAULT_TIMEOUT = 60.0
+# The driver's own limit for a test without TIMEOUT (support/test-driver.h).
+DRIVER_DEFAULT_TIMEOUT = 20
+# The runner gives the driver this factor (TIMEOUTFACTOR) and stops a run
+# itself at the test's TIMEOUT: the runner then sees the hang first, and can
+# show the hung processes before killing them; the driver stays a backstop.
+DRIVER_TIMEOUT_FACTOR = 2
 
 # The driver (support.c) prints this when the test's own TIMEOUT expired.
 DRIVER_TIMED_OUT = "Timed out: killed the child process"
@@ -159,6 +165,12 @@ SCRUB = (
 )
 
 
+def declared_timeout(source: Path) -> int:
+    """The TIMEOUT a test source defines for the driver, else DEFAULT_TIMEOUT (20 s)."""
+    m = re.search(r"^\s*#\s*define\s+TIMEOUT\s+(\d+)", source.read_text(), re.MULTILINE)
+    return int(m.group(1)) if m else DRIVER_DEFAULT_TIMEOUT
+
+
 class RunnerError(Exception):
     """Set-up failed (no tarball, no compiler, a build error)."""
 
@@ -203,6 +215,8 @@ class Builder:
         self.cc = cc
         self.src = cache / f"glibc-{GLIBC_VERSION}"
         self.bin = cache / "bin"
+        # Seconds each built test may run: its TIMEOUT, as the driver has it.
+        self.limits: dict[str, float] = {}
 
     def includes(self) -> list[str]:
         # <support/x.h> is SUPPORT/x.h; <libc-diag.h> and the like are in
@@ -266,6 +280,7 @@ class Builder:
         self.extract([test])
         obj = self.shim_object()
         source = self.src / test.source
+        self.limits[test.name] = declared_timeout(source)
         key = _digest([source.read_bytes(), obj.read_bytes(), *self.shim_inputs()])
         exe = self.bin / f"{test.name}-{key}"
         if not exe.exists():
@@ -305,6 +320,8 @@ class RunResult:
     timed_out: bool
     seconds: float
     output: str
+    # For a run that timed out: its processes and their backtraces.
+    hang: str = ""
 
     @property
     def verdict(self) -> str:
@@ -404,6 +421,7 @@ def run_one(
 ) -> RunResult:
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.update(test.env)
+    env["TIMEOUTFACTOR"] = str(DRIVER_TIMEOUT_FACTOR)
     if config.preload:
         if lib is None:
             raise RunnerError(f"configuration {config.name} needs the refmalloc library")
@@ -437,7 +455,7 @@ def run_one(
             proc.wait()
         output = out_path.read_text(errors="replace")
     if timed_out:
-        output += f"\n[runner] timed out after {timeout:g} s: process session killed\n{hang}"
+        output += f"\n[runner] timed out after {timeout:g} s: process session killed\n"
     rc = proc.returncode
     return RunResult(
         test=test.name,
@@ -447,6 +465,7 @@ def run_one(
         timed_out=timed_out,
         seconds=seconds,
         output=output,
+        hang=hang,
     )
 
 
@@ -478,13 +497,16 @@ def run_items(
     jobs: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Callable[[RunResult], None] | None = None,
+    limits: dict[str, float] | None = None,
 ) -> dict[tuple[str, str], Cell]:
-    """Run each (test, configuration) of ITEMS, JOBS at a time, in order."""
+    """Run each (test, configuration) of ITEMS, JOBS at a time, in order. A
+    run stops at TIMEOUT, or sooner at the test's own limit in LIMITS."""
     cells: dict[tuple[str, str], Cell] = {}
 
     def one(item: tuple[GlibcTest, Config]) -> RunResult:
         t, c = item
-        r = run_one(t, exes[t.name], c, lib, timeout)
+        limit = min(timeout, (limits or {}).get(t.name, timeout))
+        r = run_one(t, exes[t.name], c, lib, limit)
         if progress:
             progress(r)
         return r
@@ -504,12 +526,13 @@ def run_matrix(
     jobs: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Callable[[RunResult], None] | None = None,
+    limits: dict[str, float] | None = None,
 ) -> dict[tuple[str, str], Cell]:
     """Every test under every configuration, REPEAT times. Runs are
     interleaved: each round runs every configuration of a test in turn, so a
     slow phase of the machine hits all configurations alike."""
     order = [(t, c) for _ in range(repeat) for t in tests for c in configs]
-    return run_items(order, exes, lib, jobs, timeout, progress)
+    return run_items(order, exes, lib, jobs, timeout, progress, limits)
 
 
 # ---------------------------------------------------------------- reporting
@@ -595,6 +618,7 @@ def describe(result: RunResult) -> str:
         f"{result.test} [{result.config}]: {result.verdict}, exit status {result.status}, "
         f"signal {result.signal}, {result.seconds:.2f} s\n--- output ---\n"
         f"{condense(result.output)}\n--- end of output ---"
+        + (f"\n{result.hang}" if result.hang else "")
     )
 
 
@@ -714,7 +738,9 @@ def main(
         done += 1
         click.echo(f"[{done}/{total}] {r.test} {r.config}: {r.verdict} {r.seconds:.2f}s", err=True)
 
-    cells = run_matrix(tests, configs, exes, library, repeat, jobs, timeout, progress)
+    cells = run_matrix(
+        tests, configs, exes, library, repeat, jobs, timeout, progress, builder.limits
+    )
     click.echo(table(cells, tests, configs))
     bad = mismatches(cells)
     too_slow = slow(cells, max_ratio, slack) if ratios else []
