@@ -226,8 +226,17 @@ static void *realloc_from(void *p, size_t size, const void *site)
     if (asking_usable || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
         return rm_next.realloc(p, size);   /* glibc reports a bad pointer */
     size_t old = next_usable(p, 0);
-    if (size >= config()->threshold || config()->free_pattern_on)
+    if (config()->free_pattern_on)
         return realloc_by_copy(p, old, size, site);
+    if (size >= config()->threshold) {
+        /* Into refmalloc's range if it has room; if not, the next allocator
+         * grows the block where it is (mremap for glibc's mmap'd blocks)
+         * instead of a copy and a fill of the whole block at every step. */
+        bool unavailable;
+        void *q = large_alloc(size, 0, false, pattern_at(site), &unavailable);
+        if (q || !unavailable)
+            return q ? move_content(q, p, old, size) : NULL;
+    }
     void *q = rm_next.realloc(p, size);
     if (q) {
         /* Only the first min(old, size) bytes are owed to the program (moved,

@@ -242,8 +242,10 @@ int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_
     if (fd < 0)
         return -1;
     int result = 1;
-    for (size_t off = 0; result == 1 && off < len; off += step) {
-        struct rm_procmap_query q = {.size = sizeof q, .query_addr = addr + off};
+    /* One query per piece, tiled as refpage_map tiles them. */
+    for (uintptr_t at = addr, end = addr + len; result == 1 && at < end;
+         at = (at & ~(uintptr_t)(step - 1)) + step) {
+        struct rm_procmap_query q = {.size = sizeof q, .query_addr = at};
         if (ioctl(fd, RM_PROCMAP_QUERY, &q) != 0) {
             if (errno == ENOTTY || errno == EINVAL)
                 unsupported = true;   /* an older kernel: never ask again */

@@ -41,9 +41,9 @@ bool os_memfd_fill(int fd, size_t len, unsigned char pattern);   /* by pwrite */
 void *os_memfd_map_shared(int fd, size_t len, bool tagged);
 bool os_memfd_seal(int fd);   /* no more writes, no resizing, no more seals */
 bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino);
-/* Do the mappings at addr, addr+step, ... below addr+len all map the file
- * (dev, ino)? 1 yes, 0 no, -1 when the kernel cannot tell (PROCMAP_QUERY is
- * Linux 6.11+). */
+/* Do the mappings of [addr, addr+len), one piece per multiple of step (a
+ * power of two) as refpage_map places them, all map the file (dev, ino)?
+ * 1 yes, 0 no, -1 when the kernel cannot tell (PROCMAP_QUERY: Linux 6.11+). */
 int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_t ino);
 void os_close(int fd);
 

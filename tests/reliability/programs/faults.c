@@ -325,8 +325,18 @@ static void mode_rlimit_live(void)
     /* start-up: the library reserves its range at the first large block */
     struct blk first;
     new_blk(&first, 2 * MiB, 1, "first");
-    long vm = vm_size_kb();
-    struct rlimit rl = {(rlim_t)(vm + 48 * 1024) * 1024, (rlim_t)(vm + 48 * 1024) * 1024};
+    /* The limit a little above the current size. refmalloc gives back the
+     * part of its range that the limit leaves no room for (it keeps a quarter
+     * of the room), so the size shrinks: lowered again until it holds still. */
+    long vm = vm_size_kb(), before;
+    struct rlimit rl;
+    do {
+        before = vm;
+        rl.rlim_cur = rl.rlim_max = (rlim_t)(vm + 48 * 1024) * 1024;
+        CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit: %s", strerror(errno));
+        vm = vm_size_kb();
+    } while (vm < before);
+    rl.rlim_cur = rl.rlim_max = (rlim_t)(vm + 48 * 1024) * 1024;
     CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit: %s", strerror(errno));
     printf("VmSize %ld kB, RLIMIT_AS %lu\n", vm, (unsigned long)rl.rlim_cur);
 
