@@ -41,6 +41,16 @@
 #define PROT_MTE 0
 #endif
 
+/* refmalloc's own descriptors are closed behind the program's close(),
+ * which preload/fds.c interposes to count the program's descriptor changes:
+ * glibc's alias, so that ours are not counted. */
+extern int __close(int fd);
+
+static void close_own(int fd)
+{
+    __close(fd);
+}
+
 static int data_prot(bool tagged)
 {
     return PROT_READ | PROT_WRITE | (tagged ? PROT_MTE : 0);
@@ -167,7 +177,7 @@ static int move_fd_high(int fd)
     if (high < 0 && fd >= 3)
         return fd;
     int saved = errno;
-    close(fd);
+    close_own(fd);
     errno = saved;
     return high;
 }
@@ -255,13 +265,13 @@ int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_
                      q.dev_minor == minor((dev_t)dev);
         }
     }
-    close(fd);
+    close_own(fd);
     return result;
 }
 
 void os_close(int fd)
 {
-    close(fd);
+    close_own(fd);
 }
 
 bool os_read_text(const char *path, char *buf, size_t cap)
@@ -278,7 +288,7 @@ bool os_read_text(const char *path, char *buf, size_t cap)
             break;
         used += (size_t)n;
     }
-    close(fd);
+    close_own(fd);
     buf[used] = '\0';
     return used > 0;
 }
@@ -324,7 +334,7 @@ char *os_read_file_meta(const char *path, size_t *len)
         }
         *len = size;
     }
-    close(fd);
+    close_own(fd);
     if (!buf)
         errno = err;
     return buf;
@@ -427,7 +437,7 @@ long os_count_mappings(uintptr_t lo, uintptr_t hi, size_t *inside)
                 line_start = true;
         }
     }
-    close(fd);
+    close_own(fd);
     return count;
 }
 

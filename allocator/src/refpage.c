@@ -1,5 +1,7 @@
 #include "refpage.h"
 
+#include <stdatomic.h>
+
 #include "config.h"
 #include "mte.h"
 #include "os.h"
@@ -14,7 +16,20 @@ struct pattern_file {
     int fd;
     size_t len;
     uint64_t dev, ino;    /* identity, to notice a closed or reused number */
+    uint64_t checked;     /* descriptor_changes when the identity was checked */
 };
+
+/* Changes the program made to its descriptors through libc (close, dup2,
+ * dup3, close_range, closefrom: counted by preload/fds.c before they take
+ * effect). A file whose identity was checked since the last change is still
+ * ours without an fstat: no system call per allocation that glibc's malloc
+ * does not make. A change through a raw system call goes unseen. */
+static _Atomic uint64_t descriptor_changes = 1;
+
+void refpage_descriptors_changing(void)
+{
+    atomic_fetch_add(&descriptor_changes, 1);
+}
 
 static struct {
     /* Zero-initialized, so the rows of tags never used stay untouched bss. */
@@ -69,8 +84,14 @@ static void forget(struct pattern_file *f)
 
 static bool still_ours(struct pattern_file *f)
 {
+    uint64_t now = atomic_load(&descriptor_changes);
+    if (f->checked == now)
+        return true;
     uint64_t dev, ino;
-    return os_fd_identity(f->fd, &dev, &ino) && dev == f->dev && ino == f->ino;
+    if (!os_fd_identity(f->fd, &dev, &ino) || dev != f->dev || ino != f->ino)
+        return false;
+    f->checked = now;
+    return true;
 }
 
 /* Fill a new file with the pattern and, for a tag, set the allocation tag
@@ -101,6 +122,7 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
     if (f->open && f->len >= chunk)
         return f;
 
+    uint64_t now = atomic_load(&descriptor_changes);
     int fd = os_memfd_create("refmalloc-pattern");
     if (fd < 0)
         return NULL;
@@ -116,7 +138,7 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
         os_close(f->fd);
         engine.bytes -= f->len;
     }
-    *f = (struct pattern_file){true, fd, chunk, dev, ino};
+    *f = (struct pattern_file){true, fd, chunk, dev, ino, now};
     engine.bytes += chunk;
     stat_set(ST_chunk_bytes, chunk);
     stat_set(ST_pattern_bytes, engine.bytes);
@@ -131,6 +153,8 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
  * forgotten, never closed, and the caller makes the block another way. */
 static bool mapped_ours(struct pattern_file *f, uintptr_t addr, size_t len)
 {
+    if (atomic_load(&descriptor_changes) == f->checked)
+        return true;   /* no change since the identity was checked */
     bool ours = still_ours(f) && os_mapping_is(addr, len, f->len, f->dev, f->ino) != 0;
     if (ours)
         return true;
@@ -157,8 +181,12 @@ enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char patter
     for (uintptr_t at = addr, end = addr + len; at < end;) {
         size_t off = at & (f->len - 1);
         size_t n = f->len - off < end - at ? f->len - off : end - at;
-        if (!os_map_file_fixed((void *)at, n, f->fd, off, tag != 0))
+        if (!os_map_file_fixed((void *)at, n, f->fd, off, tag != 0)) {
+            /* The number may have been closed by a raw system call, which
+             * fds.c cannot count: check the identity next time. */
+            f->checked = 0;
             return REFPAGE_MAP_FAILED;
+        }
         at += n;
     }
     return mapped_ours(f, addr, len) ? REFPAGE_OK : REFPAGE_MAP_FAILED;

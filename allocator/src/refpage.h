@@ -32,4 +32,8 @@ enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char patter
 /* Bytes of pattern memory held by the current memfds. */
 size_t refpage_pattern_bytes(void);
 
+/* The program is about to close or replace descriptors (its file numbers
+ * may stop naming the pattern files): identities are checked again. */
+void refpage_descriptors_changing(void);
+
 #endif
