@@ -73,12 +73,12 @@ static void *large_or_next(size_t size, size_t align, bool zero, unsigned char p
         if (p) {
             /* An aligned block's usable size may include most of the
              * alignment (glibc's memalign(1 GiB, 1 MiB) from mmap): filling
-             * it would cost up to the alignment in memory. The size asked
-             * for, to its page, gets the pattern; the slack keeps what the
-             * next allocator gave (fresh zero pages from the kernel). */
+             * it would cost up to the alignment in memory. Past a page of
+             * slack, the size asked for, to its page, gets the pattern; the
+             * rest keeps what the next allocator gave (fresh zero pages). */
             size_t fill = next_usable(p, size);
             size_t asked = (size + os_page_size() - 1) & ~(os_page_size() - 1);
-            if (align > BASE_ALIGNMENT && fill > asked)
+            if (align > BASE_ALIGNMENT && fill > asked + os_page_size())
                 fill = asked;
             memset(p, pattern, fill);
         }

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from rmhelpers import assert_ok, clean_env, describe
 
 MIB = 1 << 20
