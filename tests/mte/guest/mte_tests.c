@@ -183,19 +183,16 @@ static void case_untagged_pointer_faults(void)
     touch(with_tag(p, 0) + 4096 * 10);
 }
 
-/* A grows into the whole of its reserved room (twice its first size) and B
- * was placed right after it: the two mappings touch. */
+/* B is placed right after A (fresh blocks get no growth room): the two
+ * mappings touch. */
 static void adjacent_pair(char **a, char **b)
 {
     *a = large(MIB);
     *b = large(MIB);
-    CHECK(untag(*b) == untag(*a) + 2 * MIB, "B at %p is not right after A's room (%p)",
+    CHECK(untag(*b) == untag(*a) + MIB, "B at %p is not right after A (%p)",
           (void *)*b, (void *)*a);
-    char *grown = realloc(*a, 2 * MIB);
-    CHECK(grown && untag(grown) == untag(*a), "A did not grow in place");
-    *a = grown;
     CHECK(tag_of(*a) != tag_of(*b), "neighbours share tag %u", tag_of(*a));
-    CHECK(memory_tag(*b) == tag_of(*b) && memory_tag(*a + 2 * MIB - 16) == tag_of(*a),
+    CHECK(memory_tag(*b) == tag_of(*b) && memory_tag(*a + MIB - 16) == tag_of(*a),
           "memory tags at the boundary");
 }
 
@@ -204,22 +201,22 @@ static void adjacent_pair(char **a, char **b)
  * range back at once. */
 static void case_growth_never_touches_same_tag(void)
 {
-    char *a = large(MIB);                    /* range [0, 2M) */
-    char *x = large(MIB);                    /* [2M, 4M) */
+    char *a = large(MIB);                    /* range [0, 1M) */
+    char *x = large(MIB);                    /* [1M, 2M) */
     char *c = NULL;
-    for (int i = 0; i < 16 && !c; i++) {     /* at 4M, until it has a's tag */
+    for (int i = 0; i < 16 && !c; i++) {     /* at 2M, until it has a's tag */
         char *p = large(MIB);
-        CHECK(untag(p) == untag(a) + 4 * MIB, "block at %p, not at a + 4 MiB", (void *)p);
+        CHECK(untag(p) == untag(a) + 2 * MIB, "block at %p, not at a + 2 MiB", (void *)p);
         if (tag_of(p) == tag_of(a))
             c = p;
         else
             free(p);
     }
     CHECK(c, "no block right after x got a's tag");
-    free(x);                                 /* [2M, 4M) free again */
-    char *grown = realloc(a, 4 * MIB);
+    free(x);                                 /* [1M, 2M) free again */
+    char *grown = realloc(a, 2 * MIB);
     CHECK(grown && tag_of(grown) == tag_of(a), "realloc");
-    if (untag(grown) + 4 * MIB == untag(c))
+    if (untag(grown) + 2 * MIB == untag(c))
         fail("grown in place up to a block of the same tag %u", tag_of(c));
     free(grown);
     free(c);
@@ -230,7 +227,7 @@ static void case_overflow_into_next_block_faults(void)
     char *a, *b;
     adjacent_pair(&a, &b);
     catch_faults();
-    touch(a + 2 * MIB);
+    touch(a + MIB);
 }
 
 static void case_underflow_into_previous_block_faults(void)
@@ -338,13 +335,13 @@ static void check_realloc_content(char *p, size_t old, size_t size, unsigned tag
 static void case_realloc_keeps_content_and_tag(void)
 {
     char *p = large(MIB);
-    char *blocker = large(MIB);   /* right after p's room: 64 MiB must move */
     unsigned tag = tag_of(p);
     for (size_t i = 0; i < 100000; i++)
         p[i] = (char)(i * 7);
     p[MIB - 1] = 0x5c;
     char *q = realloc(p, MIB + MIB / 2);             /* in place */
     CHECK(untag(q) == untag(p), "1.5 MiB did not grow in place");
+    char *blocker = large(MIB);   /* right after q: 64 MiB must move */
     check_realloc_content(q, MIB, MIB + MIB / 2, tag);
     q[MIB + MIB / 2 - 1] = 0x5c;
     char *r = realloc(q, 64 * MIB);                  /* moves */
