@@ -10,9 +10,8 @@
 #include <stdlib.h>
 
 #include "entry.h"
+#include "export.h"
 #include "out.h"
-
-#define RM_EXPORT __attribute__((visibility("default")))
 
 typedef void (*new_handler_fn)(void);
 

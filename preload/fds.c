@@ -3,12 +3,11 @@
  * a number). Each is counted before it takes effect, so that the pattern
  * files' identity is checked again only after such a change, and a mapping
  * made while one happened is verified (allocator/src/refpage.c). */
-#include <dlfcn.h>
 #include <unistd.h>
 
+#include "export.h"
+#include "next.h"
 #include "refpage.h"
-
-#define RM_EXPORT __attribute__((visibility("default")))
 
 typedef int (*close_fn)(int);
 typedef int (*dup2_fn)(int, int);
@@ -16,41 +15,34 @@ typedef int (*dup3_fn)(int, int, int);
 typedef int (*close_range_fn)(unsigned, unsigned, int);
 typedef void (*closefrom_fn)(int);
 
-static void *libc_next(void **cached, const char *name)
-{
-    if (!*cached)
-        *cached = dlsym(RTLD_NEXT, name);
-    return *cached;
-}
-
 static void *next_close, *next_dup2, *next_dup3, *next_close_range, *next_closefrom;
 
 RM_EXPORT int close(int fd)
 {
     refpage_descriptors_changing();
-    return ((close_fn)libc_next(&next_close, "close"))(fd);
+    return ((close_fn)next_libc_function(&next_close, "close"))(fd);
 }
 
 RM_EXPORT int dup2(int from, int to)
 {
     refpage_descriptors_changing();
-    return ((dup2_fn)libc_next(&next_dup2, "dup2"))(from, to);
+    return ((dup2_fn)next_libc_function(&next_dup2, "dup2"))(from, to);
 }
 
 RM_EXPORT int dup3(int from, int to, int flags)
 {
     refpage_descriptors_changing();
-    return ((dup3_fn)libc_next(&next_dup3, "dup3"))(from, to, flags);
+    return ((dup3_fn)next_libc_function(&next_dup3, "dup3"))(from, to, flags);
 }
 
 RM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
     refpage_descriptors_changing();
-    return ((close_range_fn)libc_next(&next_close_range, "close_range"))(first, last, flags);
+    return ((close_range_fn)next_libc_function(&next_close_range, "close_range"))(first, last, flags);
 }
 
 RM_EXPORT void closefrom(int lowfd)
 {
     refpage_descriptors_changing();
-    ((closefrom_fn)libc_next(&next_closefrom, "closefrom"))(lowfd);
+    ((closefrom_fn)next_libc_function(&next_closefrom, "closefrom"))(lowfd);
 }

@@ -13,23 +13,8 @@
 struct first_allocator rm_first;
 bool rm_passthrough;
 
-/* The object of the first allocator (its load address). */
-static void *first_base;
-
-static void *base_of(void *sym)
-{
-    Dl_info info;
-    return sym && dladdr(sym, &info) ? info.dli_fbase : NULL;
-}
-
-static struct link_map *map_of(void *sym)
-{
-    Dl_info info;
-    struct link_map *map = NULL;
-    if (!sym || !dladdr1(sym, &info, (void **)&map, RTLD_DL_LINKMAP))
-        return NULL;
-    return map;
-}
+/* The object of the first allocator. */
+static struct link_map *first_object;
 
 /* The first allocator's handle: its own (dlsym on it searches it, then its
  * dependencies), or the global scope when it is the program. */
@@ -40,7 +25,7 @@ static void *first_handle = RTLD_DEFAULT;
 static void *own(const char *name)
 {
     void *p = next_lookup(first_handle, name);
-    return p && base_of(p) == first_base ? p : NULL;
+    return p && next_object_of(p) == first_object ? p : NULL;
 }
 
 /* Does the program itself define `name`? A program built without PIE that
@@ -65,7 +50,7 @@ static struct link_map *preloaded_before(struct link_map *self, void **handle)
     for (struct link_map *m = head->l_next; m && m != self; m = m->l_next) {
         void *h = dlopen(m->l_name, RTLD_LAZY | RTLD_NOLOAD);
         void *p = h ? next_lookup(h, "malloc") : NULL;
-        if (p && map_of(p) == m) {
+        if (p && next_object_of(p) == m) {
             *handle = h;
             return m;
         }
@@ -208,25 +193,21 @@ static void marker(void)
 bool first_detect(void)
 {
     void *m = next_lookup(RTLD_DEFAULT, "malloc");
-    Dl_info who, self;
-    struct link_map *self_map = NULL;
-    if (!m || !dladdr(m, &who) ||
-        !dladdr1((void *)marker, &self, (void **)&self_map, RTLD_DL_LINKMAP) ||
-        who.dli_fbase == self.dli_fbase)
+    Dl_info who;
+    struct link_map *self_map = next_object_of((void *)marker);
+    first_object = next_object_of(m);
+    if (!first_object || !self_map || first_object == self_map || !dladdr(m, &who))
         return true;
-    first_base = who.dli_fbase;
     const char *name = who.dli_fname && *who.dli_fname ? who.dli_fname : "the program";
     struct link_map *program = self_map;
     while (program->l_prev)
         program = program->l_prev;
-    if (map_of(m) == program && !program_defines(m, "malloc")) {
-        {
-            struct link_map *before = preloaded_before(self_map, &first_handle);
-            if (!before)
-                return true;   /* refmalloc's malloc is the first after all */
-            name = before->l_name;
-            first_base = base_of(next_lookup(first_handle, "malloc"));
-        }
+    if (first_object == program && !program_defines(m, "malloc")) {
+        struct link_map *before = preloaded_before(self_map, &first_handle);
+        if (!before)
+            return true;   /* refmalloc's malloc is the first after all */
+        name = before->l_name;
+        first_object = next_object_of(next_lookup(first_handle, "malloc"));
     }
     if (!resolve()) {
         out_diag("malloc comes first from ", name,
@@ -238,7 +219,7 @@ bool first_detect(void)
     rm_passthrough = true;
     /* glibc's own first: refmalloc was loaded by dlopen, not preloaded, and
      * the program's allocator is glibc's as it should be. Nothing to say. */
-    if (base_of(dlsym(RTLD_DEFAULT, "gnu_get_libc_version")) != first_base)
+    if (first_object != next_libc_object())
         out_diag("malloc comes first from ", name,
                  ", loaded before refmalloc: refmalloc passes every call to it (no "
                  "pattern); put refmalloc first in LD_PRELOAD to use it");

@@ -9,16 +9,15 @@
 #include <string.h>
 
 #include "config.h"
+#include "entry.h"
+#include "export.h"
 #include "first.h"
 #include "large.h"
 #include "next.h"
 #include "os.h"
-#include "entry.h"
 #include "runtime.h"
 #include "sites.h"
 #include "stats.h"
-
-#define RM_EXPORT __attribute__((visibility("default")))
 
 /* Entry points newer (C23) or older (cfree) than glibc 2.36's headers. */
 void free_sized(void *p, size_t size);

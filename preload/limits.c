@@ -4,23 +4,21 @@
  * unused part of the range is given back first, so that the program keeps
  * the room for its own memory that it has under plain glibc, and the new
  * limit is then read once for the large-block manager. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "export.h"
 #include "large.h"
+#include "next.h"
 #include "os.h"
 #include "runtime.h"
-
-#define RM_EXPORT __attribute__((visibility("default")))
 
 typedef int (*setrlimit_fn)(__rlimit_resource_t, const struct rlimit *);
 typedef int (*prlimit_fn)(pid_t, __rlimit_resource_t, const struct rlimit *, struct rlimit *);
 
-static setrlimit_fn next_setrlimit;
-static prlimit_fn next_prlimit;
+static void *next_setrlimit, *next_prlimit;
 
 static bool self(pid_t pid)
 {
@@ -45,10 +43,8 @@ static void after(__rlimit_resource_t resource)
 
 RM_EXPORT int setrlimit(__rlimit_resource_t resource, const struct rlimit *r)
 {
-    if (!next_setrlimit)
-        next_setrlimit = (setrlimit_fn)dlsym(RTLD_NEXT, "setrlimit");
     before(resource, r);
-    int rc = next_setrlimit(resource, r);
+    int rc = ((setrlimit_fn)next_libc_function(&next_setrlimit, "setrlimit"))(resource, r);
     after(resource);
     return rc;
 }
@@ -56,11 +52,9 @@ RM_EXPORT int setrlimit(__rlimit_resource_t resource, const struct rlimit *r)
 RM_EXPORT int prlimit(pid_t pid, __rlimit_resource_t resource, const struct rlimit *r,
                       struct rlimit *old)
 {
-    if (!next_prlimit)
-        next_prlimit = (prlimit_fn)dlsym(RTLD_NEXT, "prlimit");
     if (self(pid))
         before(resource, r);
-    int rc = next_prlimit(pid, resource, r, old);
+    int rc = ((prlimit_fn)next_libc_function(&next_prlimit, "prlimit"))(pid, resource, r, old);
     if (self(pid))
         after(resource);
     return rc;

@@ -69,7 +69,7 @@ static const char *glibc_version(const char *name)
 #endif
 }
 
-static struct link_map *object_of(void *sym)
+struct link_map *next_object_of(const void *sym)
 {
     Dl_info info;
     struct link_map *map = NULL;
@@ -78,11 +78,23 @@ static struct link_map *object_of(void *sym)
     return map;
 }
 
+struct link_map *next_libc_object(void)
+{
+    return next_object_of(dlsym(RTLD_DEFAULT, "gnu_get_libc_version"));
+}
+
+void *next_libc_function(void **slot, const char *name)
+{
+    if (!*slot)
+        *slot = dlsym(RTLD_NEXT, name);
+    return *slot;
+}
+
 /* Of two definitions, the one whose object comes first in the search order
  * (the order of the link map list for the objects loaded at start-up). */
 static void *earlier(void *a, void *b)
 {
-    struct link_map *ma = object_of(a), *mb = object_of(b);
+    struct link_map *ma = next_object_of(a), *mb = next_object_of(b);
     for (struct link_map *m = ma; m && mb; m = m->l_next)
         if (m == mb)
             return a;
@@ -122,13 +134,8 @@ static bool from_malloc_debug(void *fn)
 /* Is the object defining `fn` glibc's libc.so or libc_malloc_debug.so? */
 static bool from_glibc(void *fn)
 {
-    Dl_info here, libc;
-    void *version = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
-    if (!fn || !dladdr(fn, &here))
-        return false;
-    if (version && dladdr(version, &libc) && libc.dli_fbase == here.dli_fbase)
-        return true;
-    return from_malloc_debug(fn);
+    struct link_map *m = next_object_of(fn);
+    return (m && m == next_libc_object()) || from_malloc_debug(fn);
 }
 
 /* MALLOC_CHECK_ (or the glibc.malloc.check tunable) set to non-zero. */
@@ -174,9 +181,8 @@ static struct link_map *allocators[2];
 
 void next_note_allocator(void *sym)
 {
-    struct link_map *m = object_of(sym);
-    void *version = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
-    if (!m || m == object_of(version))
+    struct link_map *m = next_object_of(sym);
+    if (!m || m == next_libc_object())
         return;   /* libc calls its own __libc_* directly, never ours */
     for (size_t i = 0; i < sizeof allocators / sizeof *allocators; i++)
         if (!allocators[i] || allocators[i] == m) {
@@ -189,7 +195,7 @@ bool next_called_by_allocator(const void *code)
 {
     if (!allocators[0])
         return false;
-    struct link_map *m = object_of((void *)code);
+    struct link_map *m = next_object_of((void *)code);
     return m && (m == allocators[0] || m == allocators[1]);
 }
 

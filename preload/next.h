@@ -4,6 +4,7 @@
 #ifndef RM_NEXT_H
 #define RM_NEXT_H
 
+#include <link.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,14 @@ struct next_allocator {
 };
 
 extern struct next_allocator rm_next;
+
+/* The loaded object that defines sym (NULL if none), and glibc's libc.so. */
+struct link_map *next_object_of(const void *sym);
+struct link_map *next_libc_object(void);
+
+/* The next definition of libc function `name` after refmalloc (for the
+ * non-allocator calls refmalloc interposes), looked up once into *slot. */
+void *next_libc_function(void **slot, const char *name);
 
 /* dlsym(handle, name), also finding glibc's non-default versioned
  * definitions (libc_malloc_debug.so's), whichever is first in the order. */

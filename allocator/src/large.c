@@ -62,6 +62,13 @@ static size_t process_allows(void)
     return max > theirs ? max - theirs : 0;
 }
 
+/* Mappings we may hold: our budget, within what the process allows. */
+static size_t mapping_limit(void)
+{
+    size_t allows = process_allows();
+    return allows < rm_large.budget ? allows : rm_large.budget;
+}
+
 /* Count the mappings for real, the region's and the program's: ours are
  * an upper bound (blocks placed side by side share mappings, so it is far
  * too high), and the program's change without our knowing. Reading
@@ -72,8 +79,7 @@ static size_t process_allows(void)
 
 static void recount_mappings(bool forced)
 {
-    size_t allows = process_allows();
-    size_t limit = allows < rm_large.budget ? allows : rm_large.budget;
+    size_t limit = mapping_limit();
     size_t distance = limit > rm_large.counted_at ? limit - rm_large.counted_at : 0;
     size_t step = distance / 2 > 16 ? distance / 2 : 16;
     bool due = !rm_large.counted || rm_large.mappings >= rm_large.counted_at + step ||
@@ -236,15 +242,12 @@ bool budget_allows(size_t need)
 {
     rm_large.fresh_since_count++;
     recount_mappings(false);
-    for (;;) {
-        size_t allows = process_allows();
-        size_t limit = allows < rm_large.budget ? allows : rm_large.budget;
-        if (rm_large.mappings + need <= limit)
-            return true;
+    while (rm_large.mappings + need > mapping_limit()) {
         if (rm_large.ncached == 0)
             return false;
         cache_evict_oldest();
     }
+    return true;
 }
 
 /* ---- mapping fresh memory ------------------------------------------------ */

@@ -88,20 +88,6 @@ void out_json_str(struct out *o, const char *s)
     out_mem(o, "\"", 1);
 }
 
-void out_diag(const char *a, const char *b, const char *c)
-{
-    struct out o;
-    out_init(&o, 2);
-    out_str(&o, "refmalloc: ");
-    out_str(&o, a);
-    if (b)
-        out_str(&o, b);
-    if (c)
-        out_str(&o, c);
-    out_str(&o, "\n");
-    out_flush(&o);
-}
-
 void out_diag_parts(const char *const parts[])
 {
     struct out o;
@@ -111,6 +97,11 @@ void out_diag_parts(const char *const parts[])
         out_str(&o, *parts);
     out_str(&o, "\n");
     out_flush(&o);
+}
+
+void out_diag(const char *a, const char *b, const char *c)
+{
+    out_diag_parts((const char *const[]){a, b ? b : "", c ? c : "", NULL});
 }
 
 const char *out_errno_text(int err, char buf[24])

@@ -57,20 +57,13 @@ def _check_report(ctx: click.Context, param: click.Parameter, value: str | None)
     parent = os.path.dirname(path)
     if "%p" not in parent and not os.path.isdir(parent):
         raise click.BadParameter(f"directory {parent!r} does not exist", ctx, param)
-    if "%p" not in path and os.path.islink(path):
-        raise click.BadParameter(
-            f"{value!r} is a symbolic link; refmalloc never follows one for a report: "
-            "remove it or choose another name",
-            ctx,
-            param,
-        )
     if "%p" not in path and os.path.lexists(path):
-        raise click.BadParameter(
-            f"{value!r} already exists; refmalloc never overwrites a report: "
-            "remove it or choose another name",
-            ctx,
-            param,
+        why = (
+            "is a symbolic link; refmalloc never follows one for a report"
+            if os.path.islink(path)
+            else "already exists; refmalloc never overwrites a report"
         )
+        raise click.BadParameter(f"{value!r} {why}: remove it or choose another name", ctx, param)
     # With %p the names are only known at the end (one per process, by pid).
     return path
 
