@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -57,3 +58,16 @@ def assert_ok(cp: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 def refmalloc_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("refmalloc")]
+
+
+def run_cli(lib: str, *args: str, timeout: int = 120, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m pyalloc ARGS...` with REFMALLOC_LIB=lib in a clean environment
+    (text output; kwargs go to subprocess.run, e.g. cwd or input)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pyalloc", *args],
+        env=clean_env({"REFMALLOC_LIB": lib}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from check_corpus.corpus import command
+from rmhelpers import run_cli
 
 from pyalloc.check import CheckConfig, run_check
 from pyalloc.check.compare import compare_bytes
@@ -22,17 +23,7 @@ def bindir(tmp_path_factory) -> Path:
 
 
 def _cli(lib, *args, cwd=None, stdin=None):
-    env = {**os.environ, "REFMALLOC_LIB": lib}
-    env.pop("LD_PRELOAD", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pyalloc", "check", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        input=stdin,
-        timeout=120,
-    )
+    return run_cli(lib, "check", *args, cwd=cwd, input=stdin)
 
 
 def test_cli_text_report_names_stream_offset_context_and_pattern(lib, bindir):

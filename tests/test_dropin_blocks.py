@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 import pytest
-from rmhelpers import assert_ok, clean_env, describe
+from rmhelpers import assert_ok, clean_env, describe, run_cli
 
 
 def high_fd_floor(soft_limit: int) -> int:
@@ -134,12 +133,5 @@ def test_free_guard_pattern_on_every_large_path(build, run_prog, mode):
 def test_run_free_guard_flag(lib, build):
     """`refmalloc run --free-guard` sets the option: the read after free faults."""
     exe = build("blockprot.c")
-    env = clean_env({"REFMALLOC_LIB": lib})
-    cp = subprocess.run(
-        [sys.executable, "-m", "pyalloc", "run", "--free-guard", "--", exe, "uaf-read"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    cp = run_cli(lib, "run", "--free-guard", "--", exe, "uaf-read", timeout=60)
     assert cp.returncode == 128 + signal.SIGSEGV, describe(cp)

@@ -8,10 +8,8 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 
-from rmhelpers import assert_ok, refmalloc_lines
+from rmhelpers import assert_ok, refmalloc_lines, run_cli
 
 
 def _dlsite(build) -> tuple[str, str]:
@@ -36,15 +34,7 @@ def test_sites_log_names_a_site_of_a_library_unloaded_before_exit(build, run_pro
 
 def test_check_locate_finds_a_site_in_a_library_unloaded_before_exit(lib, build):
     exe, so = _dlsite(build)
-    env = {**os.environ, "REFMALLOC_LIB": lib}
-    env.pop("LD_PRELOAD", None)
-    cp = subprocess.run(
-        [sys.executable, "-m", "pyalloc", "check", "--json", "--locate", "--", exe, so],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    cp = run_cli(lib, "check", "--json", "--locate", "--", exe, so)
     assert cp.returncode == 1, cp.stdout + cp.stderr
     report = json.loads(cp.stdout)
     assert report["verdict"] == "dependence"
@@ -142,16 +132,7 @@ def test_report_and_sites_files_are_private_to_the_user(run_prog, tmp_path):
 
 
 def _cli_run(lib, *args):
-    env = {**os.environ, "REFMALLOC_LIB": lib}
-    env.pop("LD_PRELOAD", None)
-    env.pop("REFMALLOC_OPTIONS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pyalloc", "run", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(lib, "run", *args)
 
 
 def test_cli_run_reports_are_private_to_the_user(lib, tmp_path):
