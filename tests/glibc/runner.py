@@ -176,8 +176,8 @@ class RunnerError(Exception):
 
 
 def library_path(explicit: str | None = None) -> Path:
-    """librefmalloc.so: EXPLICIT, else $REFMALLOC_LIB, else pyalloc.lib_path()."""
-    value = explicit or os.environ.get("REFMALLOC_LIB")
+    """librefmalloc.so: EXPLICIT, else pyalloc.lib_path() ($REFMALLOC_LIB first)."""
+    value = explicit
     if not value:
         sys.path.insert(0, str(REPO))
         try:
@@ -185,7 +185,7 @@ def library_path(explicit: str | None = None) -> Path:
 
             value = str(pyalloc.lib_path())
         except Exception as exc:
-            raise RunnerError(f"no REFMALLOC_LIB and pyalloc.lib_path() failed: {exc}") from exc
+            raise RunnerError(f"pyalloc.lib_path() failed: {exc}") from exc
     path = Path(value).resolve()
     if not path.is_file():
         raise RunnerError(f"refmalloc library {path} does not exist")
