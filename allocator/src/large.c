@@ -103,9 +103,9 @@ static void start_once(void)
     if (rm_large.started)
         return;
     rm_large.started = true;
-    /* Read once, at the first large block, rather than per allocation: a
-     * system call glibc's malloc does not make costs time on every large
-     * request and may be refused by a seccomp filter. setrlimit() through
+    /* Read once here rather than per allocation: a system call glibc's
+     * malloc does not make would cost time on every large request and could
+     * be refused by a seccomp filter installed later. setrlimit() through
      * libc reaches large_address_limit_*(), which keep it current. */
     rm_large.address_limit = os_address_limit();
     rm_large.overcommit_limit = os_overcommit_single_limit();
@@ -132,6 +132,13 @@ static void start_once(void)
     if (!rm_large.region_ok)
         warn_once(ST_fallback_region, "cannot reserve an address range for large blocks; "
                   "they go to the next allocator, filled eagerly");
+}
+
+void large_start(void)
+{
+    pthread_mutex_lock(&rm_large.lock);
+    start_once();
+    pthread_mutex_unlock(&rm_large.lock);
 }
 
 /* Bytes of address space the process uses outside the region, plus what

@@ -46,6 +46,10 @@ void large_live_totals(size_t *blocks, size_t *bytes);
 void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
                       void *ctx);
 
+/* Set up the region and read the limits (at start-up: later a seccomp
+ * filter may refuse what this needs). Idempotent. */
+void large_start(void);
+
 /* Around setrlimit(RLIMIT_AS): before, give back the unused reservation the
  * new limit has no room for; after, read the limit again. */
 void large_address_limit_lowering(size_t limit);
