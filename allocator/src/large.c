@@ -72,9 +72,11 @@ static size_t mapping_limit(void)
 /* Count the mappings for real, the region's and the program's: ours are
  * an upper bound (blocks placed side by side share mappings, so it is far
  * too high), and the program's change without our knowing. Reading
- * /proc/self/maps is slow, so only: at the first large block, once every
- * RECOUNT_EVERY fresh mappings, when our own have grown by half the distance
- * to the limit, and (forced) when the kernel refused one of ours. */
+ * /proc/self/maps is slow (its cost grows with the mappings), so only: at
+ * the first large block, after as many budget checks as there were mappings
+ * (at least RECOUNT_EVERY: the cost per check stays flat), when our own have
+ * grown by half the distance to the limit, and (forced) when the kernel
+ * refused one of ours. */
 #define RECOUNT_EVERY 1024
 
 static void recount_mappings(bool forced)
@@ -82,8 +84,11 @@ static void recount_mappings(bool forced)
     size_t limit = mapping_limit();
     size_t distance = limit > rm_large.counted_at ? limit - rm_large.counted_at : 0;
     size_t step = distance / 2 > 16 ? distance / 2 : 16;
+    size_t period = rm_large.others + rm_large.counted_at;
+    if (period < RECOUNT_EVERY)
+        period = RECOUNT_EVERY;
     bool due = !rm_large.counted || rm_large.mappings >= rm_large.counted_at + step ||
-               rm_large.fresh_since_count >= RECOUNT_EVERY;
+               rm_large.fresh_since_count >= period;
     if (!forced && !due)
         return;
     size_t inside;
