@@ -139,6 +139,7 @@ class Config:
     name: str
     preload: bool
     options: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 CONFIGS: tuple[Config, ...] = (
@@ -146,6 +147,10 @@ CONFIGS: tuple[Config, ...] = (
     Config("refmalloc", preload=True),
     Config("pattern-0x5c", preload=True, options="pattern=0x5c"),
     Config("threshold-4k", preload=True, options="threshold=4k"),
+    # A peer that fills, run only when asked for (-c glibc-perturb): glibc
+    # itself writing every block it hands out, so a ratio shows what filling
+    # costs a test whatever the allocator.
+    Config("glibc-perturb", preload=False, env=(("MALLOC_PERTURB_", "170"),)),
 )
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 TEST_BY_NAME = {t.name: t for t in TESTS}
@@ -421,6 +426,7 @@ def run_one(
 ) -> RunResult:
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.update(test.env)
+    env.update(config.env)
     env["TIMEOUTFACTOR"] = str(DRIVER_TIMEOUT_FACTOR)
     if config.preload:
         if lib is None:
@@ -720,7 +726,10 @@ def main(
         return
     tests = _select(test_names, TEST_BY_NAME, "test") if test_names else list(TESTS)
     configs = [CONFIG_BY_NAME["glibc"]] + [
-        c for c in CONFIGS if c.preload and (not config_names or c.name in config_names)
+        c
+        for c in CONFIGS
+        if (c.name in config_names and c.name != "glibc")
+        or (not config_names and c.name in REFMALLOC_CONFIGS)
     ]
     repeat = repeat or (3 if ratios else 1)
     try:
