@@ -186,7 +186,7 @@ static const char *expectation(const struct option *o, char *buf, size_t cap)
         [T_SIZE] = "a size", [T_COUNT] = "a count", [T_INT] = "a number"};
     switch (o->type) {
     case T_BYTE: return "a byte, 0-255 or 0x00-0xff";
-    case T_BYTE_OFF: return "a byte, 0-255 or 0x00-0xff, or 'off'";
+    case T_BYTE_OFF: return "a byte or 'off'";
     case T_BOOL: return "0 or 1";
     case T_PATH: return "a path shorter than 1024 bytes";
     case T_SIZE:
