@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import fields, make_dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 from cffi import FFI
+
+from pyalloc import tables
 
 STATS_VERSION: Final = 1
 
@@ -23,43 +25,8 @@ PAGE_UNTOUCHED: Final = 0
 PAGE_PATTERN: Final = 1
 PAGE_WRITTEN: Final = 2
 
-# Must match allocator/include/refmalloc.h (tests/test_pyalloc_api.py compares them).
-STATS_FIELDS: Final = (
-    "version",
-    "small_allocs",
-    "small_bytes",
-    "large_allocs",
-    "large_bytes",
-    "refpage_allocs",
-    "refpage_bytes",
-    "eager_allocs",
-    "eager_bytes",
-    "zero_allocs",
-    "zero_bytes",
-    "cache_hits",
-    "cache_misses",
-    "cache_bytes",
-    "small_frees",
-    "large_frees",
-    "realloc_in_place",
-    "realloc_moved",
-    "live_refpage_bytes",
-    "peak_refpage_bytes",
-    "live_large_blocks",
-    "mappings_in_use",
-    "mapping_budget",
-    "chunk_bytes",
-    "pattern_bytes",
-    "fallback_budget",
-    "fallback_memfd",
-    "fallback_region",
-    "fallback_map",
-    "memfd_recreated",
-    "freed_pages",
-    "freed_pages_written",
-    "restored_by_dontneed",
-    "restored_by_fill",
-)
+#: The fields of struct refmalloc_stats: its REFMALLOC_STATS list in refmalloc.h.
+STATS_FIELDS: Final = ("version", *(stat.name for stat in tables.stats()))
 
 CDEF: Final = (
     "struct refmalloc_stats {\n"
@@ -98,51 +65,26 @@ class NotLoadedError(RuntimeError):
     """The library is not loaded in this process (or does not serve its malloc)."""
 
 
-@dataclass(frozen=True)
-class Stats:
-    """refmalloc's counters since start-up (``struct refmalloc_stats`` without version).
+def _as_dict(self: Any) -> dict[str, int]:
+    return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    "large" blocks are at or above the threshold and owned by refmalloc: ``refpage``
-    (reference pages), ``eager`` (fallback: anonymous memory + memset), ``zero`` (large
-    calloc). "small" blocks come from the next allocator, filled with the pattern.
-    """
 
-    small_allocs: int
-    small_bytes: int
-    large_allocs: int
-    large_bytes: int
-    refpage_allocs: int
-    refpage_bytes: int
-    eager_allocs: int
-    eager_bytes: int
-    zero_allocs: int
-    zero_bytes: int
-    cache_hits: int
-    cache_misses: int
-    cache_bytes: int
-    small_frees: int
-    large_frees: int
-    realloc_in_place: int
-    realloc_moved: int
-    live_refpage_bytes: int
-    peak_refpage_bytes: int
-    live_large_blocks: int
-    mappings_in_use: int
-    mapping_budget: int
-    chunk_bytes: int
-    pattern_bytes: int
-    fallback_budget: int
-    fallback_memfd: int
-    fallback_region: int
-    fallback_map: int
-    memfd_recreated: int
-    freed_pages: int
-    freed_pages_written: int
-    restored_by_dontneed: int
-    restored_by_fill: int
+#: refmalloc's counters since start-up (``struct refmalloc_stats`` without version), one
+#: int attribute per counter of refmalloc.h's REFMALLOC_STATS.
+Stats = make_dataclass(
+    "Stats",
+    [(name, int) for name in STATS_FIELDS[1:]],
+    frozen=True,
+    namespace={"as_dict": _as_dict},
+)
+Stats.__module__ = __name__
+Stats.__doc__ = """refmalloc's counters since start-up (``struct refmalloc_stats`` without version).
 
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+"large" blocks are at or above the threshold and owned by refmalloc: ``refpage``
+(reference pages), ``eager`` (fallback: anonymous memory + memset), ``zero`` (large
+calloc). "small" blocks come from the next allocator, filled with the pattern. What each
+counter means: refmalloc.h, or ``pyalloc.tables.stats()``.
+"""
 
 
 _ffi = FFI()

@@ -3,34 +3,30 @@
 The library parses ``REFMALLOC_OPTIONS`` itself (a comma separated ``key=value`` list).
 This module validates values before a program is started, so that a typo is a usage
 error here rather than a warning line from inside the program, and writes values in
-the plainest form the library accepts (sizes in bytes, bytes as ``0xNN``).
+the plainest form the library accepts (sizes in bytes, bytes as ``0xNN``). The keys,
+their types, defaults and ranges come from the library's table (allocator/src/
+options.inc, read by :mod:`pyalloc.tables`); :func:`click_options` makes one flag per key.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar
 
 import click
 
+from pyalloc import tables
+
 ENV_VAR: Final = "REFMALLOC_OPTIONS"
 
+#: The library's options by key, in the order of its table.
+OPTIONS: Final = {option.key: option for option in tables.options()}
 #: Keys the library understands (see the README's table).
-KNOWN_KEYS: Final = (
-    "pattern",
-    "free_pattern",
-    "threshold",
-    "cache",
-    "report",
-    "verbose",
-    "max_mappings",
-    "reserve",
-    "refpages",
-    "max_chunk",
-    "mte",
-    "free_guard",
-)
+KNOWN_KEYS: Final = tuple(OPTIONS)
+#: The library's limit on a path (RM_REPORT_PATH_MAX): shorter than this many bytes.
+PATH_MAX: Final = 1024
 
 SIZE_MAX: Final = 2**64 - 1
 _SIZE_UNITS: Final = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -88,7 +84,8 @@ def _format_value(key: str, value: object) -> str:
     if isinstance(value, bool):
         text = "1" if value else "0"
     elif isinstance(value, int):
-        text = format_byte(value) if key in ("pattern", "free_pattern") else str(value)
+        byte = key in OPTIONS and OPTIONS[key].type in ("BYTE", "BYTE_OFF")
+        text = format_byte(value) if byte else str(value)
     elif isinstance(value, str):
         text = value
     else:
@@ -117,7 +114,7 @@ def parse_options(text: str | None) -> list[tuple[str, str | None]]:
 def format_options(options: Mapping[str, object]) -> str:
     """Build a REFMALLOC_OPTIONS string from a mapping; None values are left out.
 
-    Integers for ``pattern``/``free_pattern`` are written as ``0xNN``, booleans as 1/0.
+    Integers for byte options (``pattern``...) are written as ``0xNN``, booleans as 1/0.
     Raises ValueError for a malformed key or a value containing a comma (the list
     separator, which the library cannot escape).
     """
@@ -205,12 +202,113 @@ class ByteParamType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class PathParamType(click.ParamType):
+    """A path the library is given: made absolute (the program may change directory),
+    without a comma (the list separator) and shorter than the library's limit."""
+
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text:
+            self.fail("an empty path", param, ctx)
+        path = os.path.abspath(text)
+        if "," in path:
+            self.fail(f"{path!r} contains a comma: REFMALLOC_OPTIONS cannot carry it", param, ctx)
+        if len(os.fsencode(path)) >= PATH_MAX:
+            self.fail(
+                f"{path[:40]!r}...: the library takes paths shorter than {PATH_MAX} bytes",
+                param,
+                ctx,
+            )
+        return path
+
+
+def _bounds(option: tables.Option) -> tuple[int, int]:
+    return (
+        parse_size(option.low) if option.low else 0,
+        parse_size(option.high) if option.high else SIZE_MAX,
+    )
+
+
+def param_type(key: str) -> click.ParamType:
+    """The click type of an option: its syntax and the range the library accepts."""
+    option = OPTIONS[key]
+    low, high = _bounds(option)
+    if option.type == "BYTE":
+        return ByteParamType()
+    if option.type == "BYTE_OFF":
+        return ByteParamType(allow_off=True)
+    if option.type == "SIZE":
+        return SizeParamType(low, high)
+    if option.type in ("COUNT", "INT"):
+        return click.IntRange(min=low, max=None if high == SIZE_MAX else high)
+    if option.type == "BOOL":
+        return click.BOOL
+    return PathParamType()
+
+
+_METAVARS: Final = {
+    "BYTE": "BYTE",
+    "BYTE_OFF": "BYTE|off",
+    "SIZE": "SIZE",
+    "COUNT": "N",
+    "INT": "N",
+    "PATH": "FILE",
+}
+
+
+def flag_help(option: tables.Option) -> str:
+    """The help text of an option's flag: its sentence, range and library default."""
+    notes = []
+    # (click states the range of a COUNT or INT itself.)
+    if option.low and option.type == "SIZE":
+        notes.append(f"{option.low}-{option.high}" if option.high else f"at least {option.low}")
+    shown = option.shown
+    if option.type == "BOOL":
+        shown = {"0": "off", "1": "on"}.get(shown, shown)
+    notes.append(f"library default {shown}")
+    return f"{option.help} ({'; '.join(notes)})."
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def click_options(
+    skip: Iterable[str] = (),
+    callbacks: Mapping[str, Callable[[click.Context, click.Parameter, Any], Any]] | None = None,
+) -> Callable[[F], F]:
+    """A decorator adding one flag per option (``--key``, ``--key/--no-key`` for a
+    boolean), in table order, each defaulting to None (not given: not set). The
+    parameter of each is named as the key."""
+    callbacks = callbacks or {}
+    skipped = set(skip)
+    unknown = (skipped | set(callbacks)) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"not options of the library: {sorted(unknown)}")
+
+    def decorate(function: F) -> F:
+        for option in reversed(OPTIONS.values()):
+            if option.key in skipped:
+                continue
+            flag = option.key.replace("_", "-")
+            extra: dict[str, Any] = {"default": None, "help": flag_help(option)}
+            if option.key in callbacks:
+                extra["callback"] = callbacks[option.key]
+            if option.type == "BOOL":
+                decls = [f"--{flag}/--no-{flag}", option.key]
+            else:
+                decls = [f"--{flag}", option.key]
+                extra.update(type=param_type(option.key), metavar=_METAVARS[option.type])
+            function = click.option(*decls, **extra)(function)
+        return function
+
+    return decorate
+
+
 SIZE: Final = SizeParamType()
-#: The ranges the library accepts (allocator/src/config.c); outside them it would warn
-#: and use its default, so the CLI refuses such values up front.
-THRESHOLD: Final = SizeParamType(1, 1 << 40)
-RESERVE: Final = SizeParamType(1 << 30, 64 << 40)
-MAX_CHUNK: Final = SizeParamType(64 << 10, 1 << 30)
-MAX_MAPPINGS: Final = click.IntRange(min=16)
+#: The ranges the library accepts (allocator/src/options.inc); outside them it would
+#: warn and use its default, so the CLI refuses such values up front.
+THRESHOLD: Final = param_type("threshold")
 BYTE: Final = ByteParamType()
 BYTE_OR_OFF: Final = ByteParamType(allow_off=True)

@@ -23,17 +23,13 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from pyalloc import tables
+
 RUN_FORMAT: Final = 1
 KINDS: Final = ("refpage", "eager", "zero")
 
-#: Fallback counters of the library, and what each means.
-FALLBACKS: Final = {
-    "fallback_budget": "mapping budget reached",
-    "fallback_memfd": "memfd could not be created",
-    "fallback_region": "reserved address range exhausted or absent",
-    "fallback_map": "mmap of a reference chunk failed",
-    "memfd_recreated": "memfd found closed or replaced, made anew",
-}
+#: Fallback counters of the library, and what each means (FALLBACK in refmalloc.h).
+FALLBACKS: Final = {stat.name: stat.text for stat in tables.stats() if stat.kind == "FALLBACK"}
 
 _REQUIRED: Final = ("pid", "pattern", "threshold", "page_size", "stats")
 

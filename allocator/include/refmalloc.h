@@ -17,47 +17,57 @@ extern "C" {
 
 /* Counters since start-up. "large" blocks are those at or above the
  * threshold, owned by refmalloc; "small" ones are served by the next
- * allocator and filled with the pattern. All values are plain snapshots. */
+ * allocator and filled with the pattern. All values are plain snapshots.
+ *
+ * REFMALLOC_STATS(X) lists them once, in struct order: X(name, kind, text),
+ * kind EVENT (counted since start-up, or since fork in a child), GAUGE (the
+ * state now) or FALLBACK (an event the summary lists under fallbacks). The
+ * library, the Python bindings and the reports are all built from it; to add
+ * a counter, add a line at the end (and bump REFMALLOC_STATS_VERSION). */
+#define REFMALLOC_STATS(X) \
+    X(small_allocs, EVENT, "blocks from the next allocator") \
+    X(small_bytes, EVENT, "bytes of those blocks") \
+    X(large_allocs, EVENT, "large blocks handed out, any kind") \
+    X(large_bytes, EVENT, "bytes of those blocks") \
+    X(refpage_allocs, EVENT, "large blocks built from reference pages") \
+    X(refpage_bytes, EVENT, "bytes of those blocks") \
+    X(eager_allocs, EVENT, "large blocks of the fallback: anonymous memory + memset " \
+                           "(in the region, or from the next allocator)") \
+    X(eager_bytes, EVENT, "bytes of those blocks") \
+    X(zero_allocs, EVENT, "large callocs: fresh anonymous zero pages") \
+    X(zero_bytes, EVENT, "bytes of those blocks") \
+    X(cache_hits, EVENT, "large mallocs served from freed blocks") \
+    X(cache_misses, EVENT, "large mallocs the cache could not serve") \
+    X(cache_bytes, GAUGE, "bytes currently held in the cache") \
+    X(small_frees, EVENT, "frees of small blocks") \
+    X(large_frees, EVENT, "frees of large blocks") \
+    X(realloc_in_place, EVENT, "large reallocs that kept their address") \
+    X(realloc_moved, EVENT, "large reallocs that moved (mremap or copy of written pages)") \
+    X(live_refpage_bytes, GAUGE, "bytes of live blocks backed by reference pages") \
+    X(peak_refpage_bytes, GAUGE, "the most live_refpage_bytes has been") \
+    X(live_large_blocks, GAUGE, "live blocks in refmalloc's own range (fallbacks handed " \
+                                "to the next allocator are not tracked)") \
+    X(mappings_in_use, GAUGE, "mappings (VMAs) refmalloc accounts for") \
+    X(mapping_budget, GAUGE, "the most it uses for new blocks: beyond it they come from " \
+                             "the next allocator, filled eagerly") \
+    X(chunk_bytes, GAUGE, "current reference chunk size") \
+    X(pattern_bytes, GAUGE, "memory held by pattern memfds now") \
+    X(fallback_budget, FALLBACK, "mapping budget reached") \
+    X(fallback_memfd, FALLBACK, "memfd could not be created") \
+    X(fallback_region, FALLBACK, "reserved address range exhausted or absent") \
+    X(fallback_map, FALLBACK, "mmap of a reference chunk failed") \
+    X(memfd_recreated, FALLBACK, "memfd found closed or replaced, made anew") \
+    X(freed_pages, EVENT, "pages of refpage blocks examined at free (only when a " \
+                          "report is configured: it costs a pagemap scan per free)") \
+    X(freed_pages_written, EVENT, "of those, pages the program had written") \
+    X(restored_by_dontneed, EVENT, "cached blocks restored (when reused) by MADV_DONTNEED") \
+    X(restored_by_fill, EVENT, "cached blocks restored by re-filling their written pages")
+
 struct refmalloc_stats {
     uint64_t version;              /* REFMALLOC_STATS_VERSION */
-    uint64_t small_allocs;         /* blocks from the next allocator */
-    uint64_t small_bytes;
-    uint64_t large_allocs;         /* large blocks handed out, any kind */
-    uint64_t large_bytes;
-    uint64_t refpage_allocs;       /* ... built from reference pages */
-    uint64_t refpage_bytes;
-    uint64_t eager_allocs;         /* ... fallback: anonymous memory + memset (in the
-                                      region, or from the next allocator) */
-    uint64_t eager_bytes;
-    uint64_t zero_allocs;          /* ... large calloc: fresh anonymous zero pages */
-    uint64_t zero_bytes;
-    uint64_t cache_hits;           /* large mallocs served from freed blocks */
-    uint64_t cache_misses;
-    uint64_t cache_bytes;          /* bytes currently held in the cache */
-    uint64_t small_frees;
-    uint64_t large_frees;
-    uint64_t realloc_in_place;     /* large reallocs that kept their address */
-    uint64_t realloc_moved;        /* ... that moved (mremap or copy of written pages) */
-    uint64_t live_refpage_bytes;   /* bytes of live blocks backed by reference pages */
-    uint64_t peak_refpage_bytes;
-    uint64_t live_large_blocks;    /* live blocks in refmalloc's own range (fallbacks
-                                      handed to the next allocator are not tracked) */
-    uint64_t mappings_in_use;      /* mappings (VMAs) refmalloc accounts for */
-    uint64_t mapping_budget;       /* the most it uses for new blocks: beyond it they come
-                                      from the next allocator, filled eagerly */
-    uint64_t chunk_bytes;          /* current reference chunk size */
-    uint64_t pattern_bytes;        /* memory held by pattern memfds now */
-    uint64_t fallback_budget;      /* eager fallbacks: mapping budget reached */
-    uint64_t fallback_memfd;       /* ... memfd could not be created */
-    uint64_t fallback_region;      /* ... reserved address range exhausted or absent */
-    uint64_t fallback_map;         /* ... mmap of a chunk failed */
-    uint64_t memfd_recreated;      /* memfd found closed or replaced, made anew */
-    uint64_t freed_pages;          /* pages of refpage blocks examined at free (only
-                                      when a report is configured: it costs a
-                                      pagemap scan per free) */
-    uint64_t freed_pages_written;  /* ... of which the program had written */
-    uint64_t restored_by_dontneed; /* cached blocks restored (when reused) by MADV_DONTNEED */
-    uint64_t restored_by_fill;     /* ... by re-filling their written pages */
+#define REFMALLOC_STATS_FIELD(name, kind, text) uint64_t name;
+    REFMALLOC_STATS(REFMALLOC_STATS_FIELD)
+#undef REFMALLOC_STATS_FIELD
 };
 
 /* Copy the counters into *out (at most size bytes). Returns 0. */

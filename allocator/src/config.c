@@ -9,20 +9,6 @@
 
 struct rm_config rm_config_values;
 
-void config_defaults(struct rm_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->pattern = 0xaa;
-    cfg->free_pattern = 0xdd;
-    cfg->threshold = 128u << 10;
-    cfg->cache_limit = 64u << 20;
-    cfg->reserve = (size_t)1 << 40;
-    cfg->max_chunk = 32u << 20;
-    cfg->refpages = true;
-    cfg->mremap = true;
-    cfg->site_pattern = 0x55;
-}
-
 /* A value is the text between '=' and the next ',' (not NUL terminated). */
 struct span {
     const char *p;
@@ -127,6 +113,186 @@ static const char *span_text(struct span s, char *buf, size_t cap)
     return buf;
 }
 
+
+/* ---- the table of options.inc ---------------------------------------- */
+
+enum option_type { T_BYTE, T_BYTE_OFF, T_SIZE, T_COUNT, T_BOOL, T_INT, T_PATH };
+
+struct option {
+    const char *key;
+    enum option_type type;
+    size_t offset;      /* of the value in struct rm_config */
+    size_t on_offset;   /* BYTE_OFF: of the bool saying it is on */
+    const char *def;    /* default, in option syntax */
+    const char *range;  /* "lo-hi", "lo-" or "" */
+};
+
+#define RM_ON_OFFSET_BYTE(f) 0
+#define RM_ON_OFFSET_BYTE_OFF(f) offsetof(struct rm_config, f##_on)
+#define RM_ON_OFFSET_SIZE(f) 0
+#define RM_ON_OFFSET_COUNT(f) 0
+#define RM_ON_OFFSET_BOOL(f) 0
+#define RM_ON_OFFSET_INT(f) 0
+#define RM_ON_OFFSET_PATH(f) 0
+
+static const struct option option_table[] = {
+#define RM_OPTION(key, field, type, def, range, shown, help) \
+    {#key, T_##type, offsetof(struct rm_config, field), RM_ON_OFFSET_##type(field), def, range},
+#include "options.inc"
+#undef RM_OPTION
+};
+
+#define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
+
+static const struct option *option_named(struct span key)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (span_is(key, option_table[i].key))
+            return &option_table[i];
+    return NULL;
+}
+
+static struct span span_of(const char *s)
+{
+    return (struct span){s, strlen(s)};
+}
+
+/* The bounds of a range "lo-hi" or "lo-" (hi = SIZE_MAX); false for "". */
+static bool range_bounds(const char *range, struct span *lo, struct span *hi)
+{
+    const char *dash = strchr(range, '-');
+    if (!*range || !dash)
+        return false;
+    *lo = (struct span){range, (size_t)(dash - range)};
+    *hi = span_of(dash + 1);
+    return true;
+}
+
+static bool in_range(const char *range, size_t v)
+{
+    struct span lo, hi;
+    size_t min = 0, max = SIZE_MAX;
+    if (!range_bounds(range, &lo, &hi))
+        return true;
+    if (!parse_size(lo, &min) || (hi.n && !parse_size(hi, &max)))
+        return false;  /* a bad range in options.inc: refuse every value */
+    return v >= min && v <= max;
+}
+
+/* What a value of `o` should look like, for the message about a bad one. */
+static const char *expectation(const struct option *o, char *buf, size_t cap)
+{
+    static const char *const nouns[] = {
+        [T_SIZE] = "a size", [T_COUNT] = "a count", [T_INT] = "a number"};
+    switch (o->type) {
+    case T_BYTE: return "a byte, 0-255 or 0x00-0xff";
+    case T_BYTE_OFF: return "a byte or 'off'";
+    case T_BOOL: return "0 or 1";
+    case T_PATH: return "a path shorter than 1024 bytes";
+    case T_SIZE:
+    case T_COUNT:
+    case T_INT: break;
+    }
+    struct span lo, hi;
+    char l[32], h[32];
+    const char *noun = nouns[o->type];
+    if (!range_bounds(o->range, &lo, &hi)) {
+        if (o->type == T_SIZE)
+            return "a size: bytes with an optional k, m, g or t suffix";
+        return noun;
+    }
+    span_text(lo, l, sizeof l);
+    span_text(hi, h, sizeof h);
+    size_t n = 0;
+    const char *parts[] = {noun, hi.n ? " between " : " of at least ", l,
+                           hi.n ? " and " : "", hi.n ? h : ""};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t len = strlen(parts[i]);
+        if (n + len >= cap)
+            break;
+        memcpy(buf + n, parts[i], len);
+        n += len;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Parse `val` for `o` and store it into *cfg; with `check`, only values
+ * within the option's range. On failure *cfg is unchanged. */
+static bool store(struct rm_config *cfg, const struct option *o, struct span val, bool check)
+{
+    char *at = (char *)cfg + o->offset;
+    size_t size;
+    unsigned char byte;
+    bool flag;
+    switch (o->type) {
+    case T_BYTE:
+        if (!parse_byte(val, &byte))
+            return false;
+        *(unsigned char *)at = byte;
+        return true;
+    case T_BYTE_OFF:
+        if (parse_bool(val, &flag) && !flag) {
+            *(bool *)((char *)cfg + o->on_offset) = false;
+            return true;
+        }
+        if (!parse_byte(val, &byte))
+            return false;
+        *(unsigned char *)at = byte;
+        *(bool *)((char *)cfg + o->on_offset) = true;
+        return true;
+    case T_SIZE:
+    case T_COUNT:
+        if (!parse_size(val, &size) || (check && !in_range(o->range, size)))
+            return false;
+        *(size_t *)at = size;
+        return true;
+    case T_INT:
+        /* Small numbers, written like a byte (decimal or 0x hex). */
+        if (!parse_byte(val, &byte) || (check && !in_range(o->range, byte)))
+            return false;
+        *(int *)at = byte;
+        return true;
+    case T_BOOL:
+        if (!parse_bool(val, &flag))
+            return false;
+        *(bool *)at = flag;
+        return true;
+    case T_PATH:
+        return parse_path(val, at);
+    }
+    return false;
+}
+
+void config_defaults(struct rm_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (*option_table[i].def)
+            store(cfg, &option_table[i], span_of(option_table[i].def), false);
+}
+
+static void complain_unknown(struct span key)
+{
+    char k[64], known[512];
+    size_t n = 0;
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        size_t len = strlen(option_table[i].key);
+        if (n + len + 3 >= sizeof known)
+            break;
+        if (i) {
+            memcpy(known + n, ", ", 2);
+            n += 2;
+        }
+        memcpy(known + n, option_table[i].key, len);
+        n += len;
+    }
+    known[n] = '\0';
+    out_diag_parts((const char *const[]){"REFMALLOC_OPTIONS: unknown option '",
+                                         span_text(key, k, sizeof k), "' ignored (known: ",
+                                         known, ")", NULL});
+}
+
 /* A bad value changes nothing: the key keeps the last valid value given
  * before it in the list (`earlier`, n == 0 if none), else its default. The
  * message says which. */
@@ -156,92 +322,25 @@ static void complain(struct span key, struct span val, const char *expect, struc
 enum applied { APPLIED, BAD_VALUE, UNKNOWN_KEY };
 
 /* Set one key; on BAD_VALUE *cfg is unchanged and *expect says what the
- * value should look like. */
+ * value should look like (in buf, or a constant). */
 static enum applied apply(struct rm_config *cfg, struct span key, struct span val,
-                          const char **expect_out)
+                          const char **expect, char *buf, size_t cap)
 {
-    bool ok = true;
-    const char *expect = "";
-    size_t size;
-    if (span_is(key, "pattern")) {
-        expect = "a byte, 0-255 or 0x00-0xff";
-        ok = parse_byte(val, &cfg->pattern);
-    } else if (span_is(key, "free_pattern")) {
-        expect = "a byte or 'off'";
-        bool on;
-        if (parse_bool(val, &on) && !on)
-            cfg->free_pattern_on = false;
-        else if ((ok = parse_byte(val, &cfg->free_pattern)))
-            cfg->free_pattern_on = true;
-    } else if (span_is(key, "threshold")) {
-        expect = "a size of at least 1, like 128k";
-        ok = parse_size(val, &size) && size > 0 && size <= ((size_t)1 << 40);
-        if (ok)
-            cfg->threshold = size;
-    } else if (span_is(key, "cache")) {
-        expect = "a size like 64m, or 0";
-        ok = parse_size(val, &cfg->cache_limit);
-    } else if (span_is(key, "max_mappings")) {
-        expect = "a count of at least 16";
-        ok = parse_size(val, &size) && size >= 16;
-        if (ok)
-            cfg->max_mappings = size;
-    } else if (span_is(key, "reserve")) {
-        expect = "a size between 1g and 64t";
-        ok = parse_size(val, &size) && size >= ((size_t)1 << 30) && size <= ((size_t)64 << 40);
-        if (ok)
-            cfg->reserve = size;
-    } else if (span_is(key, "max_chunk")) {
-        expect = "a size between 64k and 1g";
-        ok = parse_size(val, &size) && size >= (64u << 10) && size <= (1u << 30);
-        if (ok)
-            cfg->max_chunk = size;
-    } else if (span_is(key, "refpages")) {
-        expect = "0 or 1";
-        ok = parse_bool(val, &cfg->refpages);
-    } else if (span_is(key, "mremap")) {
-        expect = "0 or 1";
-        ok = parse_bool(val, &cfg->mremap);
-    } else if (span_is(key, "mte")) {
-        expect = "0 or 1";
-        ok = parse_bool(val, &cfg->mte);
-    } else if (span_is(key, "free_guard")) {
-        expect = "0 or 1";
-        ok = parse_bool(val, &cfg->free_guard);
-    } else if (span_is(key, "verbose")) {
-        expect = "0, 1 or 2";
-        unsigned char v;
-        ok = parse_byte(val, &v) && v <= 2;
-        if (ok)
-            cfg->verbose = v;
-    } else if (span_is(key, "report")) {
-        expect = "a path shorter than 1024 bytes";
-        ok = parse_path(val, cfg->report);
-    } else if (span_is(key, "sites")) {
-        expect = "a path shorter than 1024 bytes";
-        ok = parse_path(val, cfg->sites_log);
-    } else if (span_is(key, "site_list")) {
-        expect = "a path shorter than 1024 bytes";
-        ok = parse_path(val, cfg->site_list);
-    } else if (span_is(key, "site_pattern")) {
-        expect = "a byte, 0-255 or 0x00-0xff";
-        ok = parse_byte(val, &cfg->site_pattern);
-    } else {
-        char k[64];
-        out_diag("REFMALLOC_OPTIONS: unknown option '", span_text(key, k, sizeof k),
-                 "' ignored (known: pattern, free_pattern, threshold, cache, report, "
-                 "verbose, max_mappings, reserve, refpages, mremap, max_chunk, mte, free_guard, "
-                 "sites, site_list, site_pattern)");
+    const struct option *o = option_named(key);
+    if (!o) {
+        complain_unknown(key);
         return UNKNOWN_KEY;
     }
-    *expect_out = expect;
-    return ok ? APPLIED : BAD_VALUE;
+    if (store(cfg, o, val, true))
+        return APPLIED;
+    *expect = expectation(o, buf, cap);
+    return BAD_VALUE;
 }
 
 /* The last valid value of each key so far, for the message about a bad one
- * after it. Known keys only, so a few slots are enough. */
+ * after it: one slot per known key. */
 struct accepted {
-    struct span key[24], val[24];
+    struct span key[OPTION_COUNT], val[OPTION_COUNT];
     size_t n;
 };
 
@@ -283,7 +382,8 @@ void config_parse(struct rm_config *cfg, const char *options)
                 struct span key = {p, (size_t)(eq - p)};
                 struct span val = {eq + 1, (size_t)(end - eq - 1)};
                 const char *expect = "";
-                enum applied r = apply(cfg, key, val, &expect);
+                char buf[128];
+                enum applied r = apply(cfg, key, val, &expect, buf, sizeof buf);
                 if (r == APPLIED) {
                     accept(&accepted, key, val);
                 } else if (r == BAD_VALUE) {

@@ -8,24 +8,21 @@
 
 #define RM_REPORT_PATH_MAX 1024
 
+/* The C type of each option type of options.inc. BYTE_OFF keeps the byte
+ * and whether it is on. */
+#define RM_FIELD_BYTE(f) unsigned char f;
+#define RM_FIELD_BYTE_OFF(f) unsigned char f; bool f##_on;
+#define RM_FIELD_SIZE(f) size_t f;
+#define RM_FIELD_COUNT(f) size_t f;
+#define RM_FIELD_BOOL(f) bool f;
+#define RM_FIELD_INT(f) int f;
+#define RM_FIELD_PATH(f) char f[RM_REPORT_PATH_MAX];
+
+/* One member per option of options.inc (see there for what each means). */
 struct rm_config {
-    unsigned char pattern;        /* fill byte of fresh blocks */
-    bool free_pattern_on;
-    unsigned char free_pattern;   /* fill byte of freed small blocks */
-    size_t threshold;             /* requests >= threshold are large */
-    size_t cache_limit;           /* bytes of freed large blocks kept */
-    size_t max_mappings;          /* 0: derive from vm.max_map_count */
-    size_t reserve;               /* reserved address range for large blocks */
-    size_t max_chunk;             /* largest reference chunk */
-    bool refpages;                /* false: every large block is eager */
-    bool mremap;                  /* false: realloc moves blocks by copying */
-    bool mte;                     /* asked for: tag large blocks (arm64 MTE) */
-    bool free_guard;              /* freed cached large blocks are PROT_NONE */
-    int verbose;
-    char report[RM_REPORT_PATH_MAX];
-    char sites_log[RM_REPORT_PATH_MAX];   /* call sites written at exit */
-    char site_list[RM_REPORT_PATH_MAX];   /* sites whose blocks get site_pattern */
-    unsigned char site_pattern;
+#define RM_OPTION(key, field, type, def, range, shown, help) RM_FIELD_##type(field)
+#include "options.inc"
+#undef RM_OPTION
 };
 
 extern struct rm_config rm_config_values;
@@ -38,8 +35,9 @@ static inline const struct rm_config *config(void)
 /* Read REFMALLOC_OPTIONS (unless AT_SECURE). Messages go to stderr. */
 void config_init(void);
 
-/* The option parser itself, exposed for the unit test of bad input:
- * applies `options` on top of the defaults into *cfg. */
+/* The option parser itself, exposed for the unit test (tests/c/test_config.c):
+ * config_defaults sets every option to its default from options.inc,
+ * config_parse applies `options` on top of what *cfg holds. */
 void config_parse(struct rm_config *cfg, const char *options);
 void config_defaults(struct rm_config *cfg);
 

@@ -1,6 +1,6 @@
 /* stats: the counters behind refmalloc_get_stats() and the report.
- * One list (RM_STATS) gives the enum, the JSON names and the public struct
- * layout check, so the three cannot drift apart. */
+ * One list (REFMALLOC_STATS in refmalloc.h) gives the public struct, the
+ * enum, the JSON names and Python's fields, so they cannot drift apart. */
 #ifndef RM_STATS_H
 #define RM_STATS_H
 
@@ -8,24 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* X(name, kind): kind EVENT counts what happened since start-up (or since
- * fork, in a child); GAUGE is the state now. */
-#define RM_STATS(X) \
-    X(small_allocs, EVENT) X(small_bytes, EVENT) X(large_allocs, EVENT) \
-    X(large_bytes, EVENT) X(refpage_allocs, EVENT) X(refpage_bytes, EVENT) \
-    X(eager_allocs, EVENT) X(eager_bytes, EVENT) X(zero_allocs, EVENT) \
-    X(zero_bytes, EVENT) X(cache_hits, EVENT) X(cache_misses, EVENT) \
-    X(cache_bytes, GAUGE) X(small_frees, EVENT) X(large_frees, EVENT) \
-    X(realloc_in_place, EVENT) X(realloc_moved, EVENT) X(live_refpage_bytes, GAUGE) \
-    X(peak_refpage_bytes, GAUGE) X(live_large_blocks, GAUGE) X(mappings_in_use, GAUGE) \
-    X(mapping_budget, GAUGE) X(chunk_bytes, GAUGE) X(pattern_bytes, GAUGE) \
-    X(fallback_budget, EVENT) X(fallback_memfd, EVENT) X(fallback_region, EVENT) \
-    X(fallback_map, EVENT) X(memfd_recreated, EVENT) X(freed_pages, EVENT) \
-    X(freed_pages_written, EVENT) X(restored_by_dontneed, EVENT) \
-    X(restored_by_fill, EVENT)
+#include "refmalloc.h"
+
+/* The counters of refmalloc.h: X(name, kind, text), kind EVENT, GAUGE or
+ * FALLBACK (an EVENT shown among the fallbacks). */
+#define RM_STATS(X) REFMALLOC_STATS(X)
 
 enum rm_stat {
-#define RM_STAT_ENUM(name, kind) ST_##name,
+#define RM_STAT_ENUM(name, kind, text) ST_##name,
     RM_STATS(RM_STAT_ENUM)
 #undef RM_STAT_ENUM
     ST_COUNT

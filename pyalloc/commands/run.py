@@ -20,15 +20,7 @@ import click
 from pyalloc import backends
 from pyalloc.inject import child_env, is_python_command
 from pyalloc.mte import unavailable_reason as mte_unavailable_reason
-from pyalloc.options import (
-    BYTE,
-    BYTE_OR_OFF,
-    MAX_CHUNK,
-    MAX_MAPPINGS,
-    RESERVE,
-    SIZE,
-    THRESHOLD,
-)
+from pyalloc.options import KNOWN_KEYS, click_options
 
 #: refmalloc itself failed (library missing, unusable environment), as for env(1).
 EXIT_INTERNAL = 125
@@ -105,20 +97,6 @@ def _check_backend(ctx: click.Context, param: click.Parameter, value: str | None
     except backends.BackendError as exc:
         raise click.BadParameter(str(exc), ctx, param) from exc
     return path or ""
-
-
-def run_program(argv: Sequence[str], env: dict[str, str]) -> int:
-    """Run ``argv`` with the caller's standard streams; return a shell-style exit status.
-
-    The command's own status, 128+N if signal N killed it, 127 if it was not found,
-    126 if it could not be executed.
-    """
-    # The signal dispositions are changed only after the child exists: an ignored
-    # signal would stay ignored in the child across exec.
-    proc = start_program(argv, env)
-    if isinstance(proc, int):
-        return proc
-    return wait_program(proc)
 
 
 def wait_program(proc: subprocess.Popen[bytes]) -> int:
@@ -214,74 +192,8 @@ def _deliver_reports(
         "(e.g. librefmalloc.so not found); 2 for a usage error."
     ),
 )
-@click.option(
-    "--pattern",
-    type=BYTE,
-    metavar="BYTE",
-    help="Fill byte of fresh blocks: 0x00-0xff or 0-255 (library default 0xaa).",
-)
-@click.option(
-    "--free-pattern",
-    type=BYTE_OR_OFF,
-    metavar="BYTE|off",
-    help="Fill freed blocks with this byte (library default off).",
-)
-@click.option(
-    "--threshold",
-    type=THRESHOLD,
-    metavar="SIZE",
-    help="Requests of at least SIZE are large blocks built from reference pages "
-    "(library default 128k). SIZE: bytes, optional k/m/g/t suffix.",
-)
-@click.option(
-    "--cache",
-    type=SIZE,
-    metavar="SIZE",
-    help="Bytes of freed large blocks kept for reuse; 0 disables (library default 64m).",
-)
-@click.option(
-    "--max-mappings",
-    type=MAX_MAPPINGS,
-    metavar="N",
-    help="Mapping (VMA) budget, at least 16; beyond it large blocks are filled eagerly "
-    "(library default vm.max_map_count/4).",
-)
-@click.option(
-    "--reserve",
-    type=RESERVE,
-    metavar="SIZE",
-    help="Address range reserved for large blocks, 1g-64t (library default 1t).",
-)
-@click.option(
-    "--refpages/--no-refpages",
-    default=None,
-    help="--no-refpages forces the eager fallback (anonymous memory + memset) for every "
-    "large block.",
-)
-@click.option(
-    "--max-chunk",
-    type=MAX_CHUNK,
-    metavar="SIZE",
-    help="Largest reference chunk, 64k-1g (library default 64m).",
-)
-@click.option(
-    "--mte",
-    is_flag=True,
-    default=None,
-    callback=_check_mte,
-    help="Pre-tag large blocks with arm64 memory tags (MTE): each block's pages carry a "
-    "tag of their own and the pointer carries it too, so an overflow into the next "
-    "block, a use after free or a stale pointer faults (SIGSEGV, SEGV_MTESERR). Needs an "
-    "arm64 CPU with MTE; refused elsewhere.",
-)
-@click.option(
-    "--free-guard",
-    is_flag=True,
-    default=None,
-    help="Make freed large blocks inaccessible (PROT_NONE) while they wait in the cache, "
-    "so that a read or write after free faults (SIGSEGV) as with glibc, which unmaps "
-    "them; a reused block gets read-write access back.",
-)
+# One flag per key of the library's table; --report and -v/--verbose are run's own.
+@click_options(skip=("report", "verbose"), callbacks={"mte": _check_mte})
 @click.option(
     "--backend",
     metavar="NAME|PATH",
@@ -323,22 +235,13 @@ def _deliver_reports(
 @click.pass_context
 def run_command(
     ctx: click.Context,
-    pattern: int | None,
-    free_pattern: int | str | None,
-    threshold: int | None,
-    cache: int | None,
-    max_mappings: int | None,
-    reserve: int | None,
-    refpages: bool | None,
-    max_chunk: int | None,
-    mte: bool | None,
-    free_guard: bool | None,
     backend: str | None,
     python_malloc: bool | None,
     report: str | None,
     summary: bool,
     verbose: int,
     command: tuple[str, ...],
+    **library: object,
 ) -> None:
     """Run COMMAND with librefmalloc.so preloaded and return its exit status.
 
@@ -352,19 +255,8 @@ def run_command(
       refmalloc run --pattern 0x5c --summary -- python3 script.py
       refmalloc run --backend jemalloc --report run.json -- make -j2
     """
-    options: dict[str, object] = {
-        "pattern": pattern,
-        "free_pattern": free_pattern,
-        "threshold": threshold,
-        "cache": cache,
-        "max_mappings": max_mappings,
-        "reserve": reserve,
-        "refpages": refpages,
-        "max_chunk": max_chunk,
-        "mte": mte,
-        "free_guard": free_guard,
-        "verbose": min(verbose, 2) if verbose else None,
-    }
+    options: dict[str, object] = {key: library[key] for key in KNOWN_KEYS if key in library}
+    options["verbose"] = min(verbose, 2) if verbose else None
     if python_malloc is None:
         python_malloc = is_python_command(command, path=os.environ.get("PATH"))
     directory: Path | None = None
