@@ -1,13 +1,13 @@
 /* fds: the calls by which a program closes or replaces descriptors it may
  * not know to be refmalloc's (closefrom, loops over /proc/self/fd, dup2 onto
- * a number). Each is counted before it takes effect, so that the pattern
- * files' identity is checked again only after such a change, and a mapping
- * made while one happened is verified (allocator/src/refpage.c). */
+ * a number). Each is reported before it takes effect, so that refmalloc's
+ * own descriptors are checked again only after a change that may touch them
+ * (allocator/src/descriptors.h). */
 #include <unistd.h>
 
 #include "export.h"
 #include "next.h"
-#include "refpage.h"
+#include "descriptors.h"
 
 typedef int (*close_fn)(int);
 typedef int (*dup2_fn)(int, int);
@@ -19,30 +19,30 @@ static void *next_close, *next_dup2, *next_dup3, *next_close_range, *next_closef
 
 RM_EXPORT int close(int fd)
 {
-    refpage_descriptors_changing();
+    descriptors_changing((unsigned)fd, (unsigned)fd);
     return ((close_fn)next_libc_function(&next_close, "close"))(fd);
 }
 
 RM_EXPORT int dup2(int from, int to)
 {
-    refpage_descriptors_changing();
+    descriptors_changing((unsigned)to, (unsigned)to);
     return ((dup2_fn)next_libc_function(&next_dup2, "dup2"))(from, to);
 }
 
 RM_EXPORT int dup3(int from, int to, int flags)
 {
-    refpage_descriptors_changing();
+    descriptors_changing((unsigned)to, (unsigned)to);
     return ((dup3_fn)next_libc_function(&next_dup3, "dup3"))(from, to, flags);
 }
 
 RM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-    refpage_descriptors_changing();
+    descriptors_changing(first, last);
     return ((close_range_fn)next_libc_function(&next_close_range, "close_range"))(first, last, flags);
 }
 
 RM_EXPORT void closefrom(int lowfd)
 {
-    refpage_descriptors_changing();
+    descriptors_changing((unsigned)lowfd, ~0u);
     ((closefrom_fn)next_libc_function(&next_closefrom, "closefrom"))(lowfd);
 }

@@ -29,12 +29,14 @@ static __thread bool starting_here;
  * prepare's answer holds for the parent and child handlers too. */
 static bool fork_locks_held;
 
-/* The parent's pid, read before fork for the child's report. */
+/* The parent's pid, read before fork for the child's report; only with a
+ * report to write: glibc's fork makes no getpid, and a seccomp filter
+ * written for it may kill the process at one (preload/sandbox.c). */
 static long forking_parent;
 
 static void fork_prepare(void)
 {
-    forking_parent = os_getpid();
+    forking_parent = config()->report[0] ? os_getpid() : 0;
     fork_locks_held = !os_single_threaded();
     if (!fork_locks_held)
         return;

@@ -89,7 +89,7 @@ static void recount_mappings(bool forced)
         period = RECOUNT_EVERY;
     bool due = !rm_large.counted || rm_large.mappings >= rm_large.counted_at + step ||
                rm_large.fresh_since_count >= period;
-    if (!forced && !due)
+    if ((!forced && !due) || rm_large.sandboxed)
         return;
     size_t inside;
     long total = os_count_mappings(region_base(), region_base() + region_size(), &inside);
@@ -143,6 +143,39 @@ void large_start(void)
 {
     pthread_mutex_lock(&rm_large.lock);
     start_once();
+    pthread_mutex_unlock(&rm_large.lock);
+}
+
+/* ---- seccomp ---------------------------------------------------------------- */
+
+/* The pattern files are made this long at least before a filter, since none
+ * can be made after it (nor the pagemap read, nor /proc/self/maps): a 1 GiB block then takes 256 mappings, and the
+ * files of the four patterns hold 16 MiB. */
+#define SANDBOX_CHUNK ((size_t)4 << 20)
+
+void large_before_sandbox(void)
+{
+    pthread_mutex_lock(&rm_large.lock);
+    if (!rm_large.sandboxed) {
+        recount_mappings(true);   /* the program's mappings, while /proc is readable */
+        rm_large.sandboxed = true;
+        const struct rm_config *c = config();
+        unsigned char patterns[4] = {c->pattern, 0};
+        size_t n = 2;
+        if (c->free_pattern_on)
+            patterns[n++] = c->free_pattern;
+        if (c->site_list[0])
+            patterns[n++] = c->site_pattern;
+        size_t chunk = SANDBOX_CHUNK < c->max_chunk ? SANDBOX_CHUNK : c->max_chunk;
+        bool files = refpage_before_sandbox(patterns, n, chunk);
+        pagemap_before_sandbox();
+        if (c->verbose >= 1 || !files)
+            out_diag(files ? "a seccomp filter is being installed: pattern files made, "
+                             "/proc no longer read, freed blocks restored whole"
+                           : "a seccomp filter is being installed and a pattern file "
+                             "could not be made: its blocks are filled eagerly",
+                     NULL, NULL);
+    }
     pthread_mutex_unlock(&rm_large.lock);
 }
 
@@ -585,5 +618,6 @@ void large_fork_parent(void)
 void large_fork_child(void)
 {
     pthread_mutex_init(&rm_large.lock, NULL);
+    pagemap_fork_child();
     rm_large.nfreed = 0;   /* the child reports only what it frees */
 }

@@ -55,6 +55,12 @@ void large_start(void);
 void large_address_limit_lowering(size_t limit);
 void large_address_limit_changed(void);
 
+/* A seccomp filter is about to be installed (preload/sandbox.c), which may
+ * kill the process at a system call glibc's malloc does not make: do now
+ * what would need one later (the pattern files, the pagemap descriptor, the
+ * count of the program's mappings), and never again. */
+void large_before_sandbox(void);
+
 void large_fork_prepare(void);
 void large_fork_parent(void);
 void large_fork_child(void);

@@ -35,6 +35,7 @@ struct large_state {
     size_t counted_at;       /* our mappings when last counted */
     size_t others;           /* the program's mappings when last counted */
     size_t fresh_since_count; /* budget checks since then */
+    bool sandboxed;          /* a seccomp filter may forbid reading /proc */
     size_t refpage_mapped;   /* reference-page bytes mapped, live or cached */
     uintptr_t cached[CACHE_SLOTS];  /* starts of cached blocks, oldest first */
     size_t ncached;

@@ -373,7 +373,9 @@ bool os_write_all(int fd, const void *buf, size_t len)
 
 int os_pagemap_open(void)
 {
-    return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    /* Kept open, so moved out of the program's low numbers as a memfd is. */
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? fd : move_fd_high(fd);
 }
 
 bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out)

@@ -1,7 +1,9 @@
 #include "pagemap.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
+#include "descriptors.h"
 #include "os.h"
 #include "refmalloc.h"
 
@@ -17,6 +19,52 @@ static enum refmalloc_page_state classify(uint64_t e)
     return (e & PM_FILE) ? REFMALLOC_PAGE_PATTERN : REFMALLOC_PAGE_WRITTEN;
 }
 
+/* One descriptor for the life of the process, not one per scan: opening
+ * /proc/self/pagemap costs more than reading a block's entries, and is a
+ * system call a seccomp filter installed later may forbid. It is dropped
+ * (not closed: the number may be the program's now) when the program
+ * changed one of our numbers, and reopened; a child gets its own in
+ * pagemap_fork_child, since the parent's reads the parent's pages. Atomics:
+ * refmalloc_page_states scans without the large-block lock. A scan that
+ * raced with a drop may read a number the program reused: its answer is
+ * then wrong once, as it would be if the program closed it by a raw call. */
+static _Atomic int kept_fd = -1;
+static _Atomic uint64_t kept_generation;
+/* Set by pagemap_before_sandbox: no reads any more. */
+static _Atomic bool sandboxed;
+
+static int pagemap_fd(void)
+{
+    if (atomic_load(&sandboxed))
+        return -1;
+    uint64_t now = descriptors_generation();
+    int fd = atomic_load(&kept_fd);
+    if (fd >= 0 && atomic_load(&kept_generation) == now)
+        return fd;
+    int fresh = os_pagemap_open();
+    if (fresh < 0)
+        return -1;
+    descriptors_own(fresh);
+    if (!atomic_compare_exchange_strong(&kept_fd, &fd, fresh)) {
+        os_close(fresh);   /* another thread kept one first */
+        return fd;
+    }
+    atomic_store(&kept_generation, now);
+    return fresh;
+}
+
+void pagemap_fork_child(void)
+{
+    int fd = atomic_exchange(&kept_fd, -1);
+    if (fd >= 0 && atomic_load(&kept_generation) == descriptors_generation())
+        os_close(fd);
+}
+
+void pagemap_before_sandbox(void)
+{
+    atomic_store(&sandboxed, true);
+}
+
 typedef void (*page_fn)(uintptr_t at, enum refmalloc_page_state state, void *ctx);
 
 /* Read the pagemap of [addr, addr + npages pages) in batches, calling fn on
@@ -26,7 +74,7 @@ static bool walk(uintptr_t addr, size_t npages, page_fn fn, void *ctx)
     enum { BATCH = 512 };
     uint64_t entries[BATCH];
     size_t page = os_page_size();
-    int fd = os_pagemap_open();
+    int fd = pagemap_fd();
     if (fd < 0)
         return false;
     bool ok = true;
@@ -37,7 +85,6 @@ static bool walk(uintptr_t addr, size_t npages, page_fn fn, void *ctx)
             fn(addr + (done + i) * page, classify(entries[i]), ctx);
         done += n;
     }
-    os_close(fd);
     return ok;
 }
 

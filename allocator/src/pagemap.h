@@ -18,4 +18,13 @@ long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx
 /* One enum refmalloc_page_state per page into out. Returns 0, or -1 if unreadable. */
 int pagemap_states(uintptr_t addr, size_t npages, unsigned char *out);
 
+/* In a child after fork: close the parent's descriptor (the next scan opens
+ * the child's own). */
+void pagemap_fork_child(void);
+
+/* A seccomp filter is about to be installed, which may forbid pread: the
+ * pagemap is unreadable from now on (callers then treat every page as
+ * written: restore or copy blocks whole). */
+void pagemap_before_sandbox(void);
+
 #endif

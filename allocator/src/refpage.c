@@ -1,8 +1,8 @@
 #include "refpage.h"
 
-#include <stdatomic.h>
 
 #include "config.h"
+#include "descriptors.h"
 #include "mte.h"
 #include "os.h"
 #include "out.h"
@@ -16,25 +16,16 @@ struct pattern_file {
     int fd;
     size_t len;
     uint64_t dev, ino;    /* identity, to notice a closed or reused number */
-    uint64_t checked;     /* descriptor_changes when the identity was checked */
+    uint64_t checked;     /* descriptors_generation() when the identity was checked */
 };
-
-/* Changes the program made to its descriptors through libc (close, dup2,
- * dup3, close_range, closefrom: counted by preload/fds.c before they take
- * effect). A file whose identity was checked since the last change is still
- * ours without an fstat: no system call per allocation that glibc's malloc
- * does not make. A change through a raw system call goes unseen. */
-static _Atomic uint64_t descriptor_changes = 1;
-
-void refpage_descriptors_changing(void)
-{
-    atomic_fetch_add(&descriptor_changes, 1);
-}
 
 static struct {
     /* Zero-initialized, so the rows of tags never used stay untouched bss. */
     struct pattern_file files[256][MTE_TAGS];
     size_t bytes;         /* sum of len over open files */
+    /* A seccomp filter may be installed (refpage_before_sandbox): no new
+     * file, no identity check (fstat) from now on. */
+    bool sandboxed;
 } engine;
 
 #define MIN_CHUNK ((size_t)1 << 20)
@@ -84,9 +75,11 @@ static void forget(struct pattern_file *f)
 
 static bool still_ours(struct pattern_file *f)
 {
-    uint64_t now = atomic_load(&descriptor_changes);
+    uint64_t now = descriptors_generation();
     if (f->checked == now)
         return true;
+    if (engine.sandboxed)
+        return false;   /* cannot tell without fstat: give the number up */
     uint64_t dev, ino;
     if (!os_fd_identity(f->fd, &dev, &ino) || dev != f->dev || ino != f->ino)
         return false;
@@ -119,13 +112,18 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
     struct pattern_file *f = &engine.files[pattern][tag];
     if (f->open && !still_ours(f))
         forget(f);
-    if (f->open && f->len >= chunk)
+    /* In a sandbox the file made beforehand serves every chunk size: a
+     * smaller file only means more mappings. */
+    if (f->open && (f->len >= chunk || engine.sandboxed))
         return f;
+    if (engine.sandboxed)
+        return NULL;
 
-    uint64_t now = atomic_load(&descriptor_changes);
+    uint64_t now = descriptors_generation();
     int fd = os_memfd_create("refmalloc-pattern");
     if (fd < 0)
         return NULL;
+    descriptors_own(fd);
     /* Identity taken at once and checked again once sealed: the number
      * could be swapped by another thread meanwhile (see mapped_ours). */
     uint64_t dev, ino, dev2, ino2;
@@ -153,9 +151,9 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
  * forgotten, never closed, and the caller makes the block another way. */
 static bool mapped_ours(struct pattern_file *f, uintptr_t addr, size_t len)
 {
-    if (atomic_load(&descriptor_changes) == f->checked)
+    if (descriptors_generation() == f->checked)
         return true;   /* no change since the identity was checked */
-    bool ours = still_ours(f) && os_mapping_is(addr, len, f->len, f->dev, f->ino) != 0;
+    bool ours = !engine.sandboxed && still_ours(f) && os_mapping_is(addr, len, f->len, f->dev, f->ino) != 0;
     if (ours)
         return true;
     os_reserve_fixed((void *)addr, len);
@@ -190,6 +188,15 @@ enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char patter
         at += n;
     }
     return mapped_ours(f, addr, len) ? REFPAGE_OK : REFPAGE_MAP_FAILED;
+}
+
+bool refpage_before_sandbox(const unsigned char *patterns, size_t n, size_t chunk)
+{
+    bool ready = true;
+    for (size_t i = 0; i < n; i++)
+        ready &= file_for(patterns[i], 0, chunk) != NULL;
+    engine.sandboxed = true;
+    return ready;
 }
 
 size_t refpage_pattern_bytes(void)

@@ -32,8 +32,13 @@ enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char patter
 /* Bytes of pattern memory held by the current memfds. */
 size_t refpage_pattern_bytes(void);
 
-/* The program is about to close or replace descriptors (its file numbers
- * may stop naming the pattern files): identities are checked again. */
-void refpage_descriptors_changing(void);
+/* A seccomp filter is about to be installed, which may kill the process at
+ * any system call glibc's malloc does not make: make the files of the n
+ * patterns now (at least `chunk` long, unless one exists), then make no
+ * file and check no identity any more. A file whose number the program
+ * touches afterwards is given up, and blocks of its pattern are made another
+ * way (untagged files only: mte=1 blocks are made another way too). False
+ * if a file could not be made. */
+bool refpage_before_sandbox(const unsigned char *patterns, size_t n, size_t chunk);
 
 #endif
