@@ -7,7 +7,6 @@ to die (SIGSYS) at the first large block after the filter: /proc/self/maps
 and the pagemap read, a memfd made, getpid at fork."""
 
 import pytest
-
 from rmhelpers import assert_ok
 
 
