@@ -199,7 +199,7 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
     if (b) {
         b->state = BLOCK_LIVE;
         b->size = size;
-        mem_live_change(b, (long)b->mapped);
+        mem_live_change((long)b->refpage);
         stat_add(ST_cache_hits, 1);
         count_alloc(ST_large_allocs, size);
         stat_add(ST_live_large_blocks, 1);
@@ -255,7 +255,7 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
     nb.zeroed = zero && f == FRESH_REFPAGE;
     b = blocks_insert(&nb);
     RM_ASSERT(b != NULL);
-    mem_live_change(b, (long)len);
+    mem_live_change((long)b->refpage);
     count_alloc(f == FRESH_REFPAGE ? ST_refpage_allocs
                 : f == FRESH_ZERO ? ST_zero_allocs : ST_eager_allocs, size);
     count_alloc(ST_large_allocs, size);
@@ -366,7 +366,7 @@ static void free_block(struct block *b)
     bool clean = config()->free_pattern_on || b->tag;
     if (clean ? quarantine(b) : cache_accepts(b)) {
         b->dirty = !clean;
-        mem_live_change(b, -(long)b->mapped);
+        mem_live_change(-(long)b->refpage);
         keep(b);
     } else {
         large_release(b);

@@ -246,6 +246,7 @@ enum refpage_result mem_map_refpage(struct block *b, uintptr_t at, size_t len,
         mem_account_mappings((long)need);
         mem.mapped_bytes += len;
         mem.refpage_mapped += len;
+        b->refpage += len;
     }
     return r;
 }
@@ -285,9 +286,9 @@ void mem_fill_fresh(const struct block *b, uintptr_t at, size_t len, enum fresh 
         memset((void *)at, b->pattern, len);
 }
 
-void mem_live_change(const struct block *b, long delta)
+void mem_live_change(long delta)
 {
-    if (b->kind != REFMALLOC_BLOCK_REFPAGE || delta == 0)
+    if (delta == 0)
         return;
     stat_add(ST_live_refpage_bytes, (uint64_t)delta);
     uint64_t live = stat_get(ST_live_refpage_bytes);
@@ -302,10 +303,14 @@ void mem_shrink(struct block *b, size_t len)
     size_t cut = b->mapped - len;
     os_reserve_fixed((void *)(b->start + len), cut);
     take_bytes(&mem.mapped_bytes, cut);
-    if (b->kind == REFMALLOC_BLOCK_REFPAGE) {
-        take_bytes(&mem.refpage_mapped, cut);
-        mem_live_change(b, -(long)cut);
-    }
+    /* A mixed block's parts are not recorded: its reference pages are taken
+     * to lead a reference-page block and to trail an eager one, as after
+     * one growth of the other kind. */
+    size_t lost = b->kind == REFMALLOC_BLOCK_REFPAGE ? (b->refpage > len ? b->refpage - len : 0)
+                                                     : (cut < b->refpage ? cut : b->refpage);
+    take_bytes(&mem.refpage_mapped, lost);
+    mem_live_change(-(long)lost);
+    b->refpage -= lost;
     b->mapped = len;
 }
 
@@ -316,10 +321,9 @@ void mem_unmap(const struct block *b)
     region_free(b->start, b->capacity);
     mem_account_mappings(-(long)b->mappings);
     take_bytes(&mem.mapped_bytes, b->mapped);
-    if (b->kind == REFMALLOC_BLOCK_REFPAGE)
-        take_bytes(&mem.refpage_mapped, b->mapped);
+    take_bytes(&mem.refpage_mapped, b->refpage);
     if (b->state == BLOCK_LIVE)
-        mem_live_change(b, -(long)b->mapped);
+        mem_live_change(-(long)b->refpage);
 }
 
 /* ---- memory tags ------------------------------------------------------- */

@@ -88,8 +88,10 @@ void mem_shrink(struct block *b, size_t len);
 /* Give a block's range back to the region and undo its accounting; the
  * caller drops it from the table. */
 void mem_unmap(const struct block *b);
-/* Reference-page bytes of live blocks, for the statistics. */
-void mem_live_change(const struct block *b, long delta);
+/* Reference-page bytes of live blocks, for the statistics: a change of a
+ * live block's b->refpage, or all of it as a block becomes (or stops being)
+ * live. */
+void mem_live_change(long delta);
 
 /* ---- memory tags ---- */
 

@@ -21,7 +21,7 @@ static bool map_tail(struct block *b, size_t grow)
         return false;
     mem_fill_fresh(b, at, grow, f);
     if (f == FRESH_REFPAGE)
-        mem_live_change(b, (long)grow);
+        mem_live_change((long)grow);
     if ((b->kind == REFMALLOC_BLOCK_REFPAGE) != (f == FRESH_REFPAGE))
         b->mixed = true;
     b->mapped += grow;
@@ -47,6 +47,7 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
     bool pure = old->kind == REFMALLOC_BLOCK_REFPAGE && !old->mixed && !old->zeroed;
     nb->mapped = 0;
     nb->mappings = 0;
+    nb->refpage = 0;
     nb->mixed = false;
     /* Zero pages for an impure block, as all of it is copied; a tagged
      * block's zero pages would be reference pages: it asks for the pattern. */
@@ -58,7 +59,7 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
     struct copy c = {nb->start - old->start, nb->tag};
     if (f == FRESH_REFPAGE) {
         nb->kind = REFMALLOC_BLOCK_REFPAGE;
-        mem_live_change(nb, (long)len);
+        mem_live_change((long)len);
         if (!pure || pagemap_written(old->start, old->mapped / os_page_size(), copy_run, &c) < 0)
             copy_run(old->start, old->mapped, &c);
     } else {
