@@ -1,5 +1,6 @@
 #include "blocks.h"
 
+#include "debug.h"
 #include "os.h"
 
 /* A removed entry leaves a tombstone, so that removing one block never moves
@@ -13,6 +14,24 @@ static struct {
     size_t count;         /* live entries */
     size_t tombstones;
 } table;
+
+/* The table's counts (debug builds): live entries and tombstones leave at
+ * least half the slots empty, so that every probe ends; in a small table
+ * (a walk costs little) both counts are checked against the slots. */
+static void check_table(void)
+{
+#ifdef RM_DEBUG
+    RM_ASSERT((table.count + table.tombstones) * 2 <= table.cap);
+    if (table.cap > 1024)
+        return;
+    size_t live = 0, dead = 0;
+    for (size_t i = 0; i < table.cap; i++) {
+        live += table.slots[i].start > TOMBSTONE;
+        dead += table.slots[i].start == TOMBSTONE;
+    }
+    RM_ASSERT(live == table.count && dead == table.tombstones);
+#endif
+}
 
 static size_t slot_of(uintptr_t start, size_t cap)
 {
@@ -75,14 +94,17 @@ struct block *blocks_insert(const struct block *b)
         table.tombstones--;
     table.slots[i] = *b;
     table.count++;
+    check_table();
     return &table.slots[i];
 }
 
 void blocks_remove(struct block *b)
 {
+    RM_ASSERT(b->start > TOMBSTONE && table.count > 0);
     b->start = TOMBSTONE;
     table.count--;
     table.tombstones++;
+    check_table();
 }
 
 void blocks_each(void (*fn)(struct block *b, void *ctx), void *ctx)

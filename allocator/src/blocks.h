@@ -14,6 +14,7 @@ struct block {
     size_t size;          /* bytes requested */
     size_t mapped;        /* bytes mapped from start: the usable size */
     size_t capacity;      /* bytes of address range reserved from start */
+    size_t refpage;       /* bytes of it mapped with reference pages */
     uint32_t mappings;    /* VMAs accounted to this block */
     uint8_t kind;         /* enum refmalloc_block_kind */
     uint8_t state;

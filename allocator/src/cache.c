@@ -1,33 +1,90 @@
-/* cache: freed large blocks kept for reuse, their pattern restored at free.
- * A block written on at least 1/DENSE_RATIO of its pages, or on few enough to
- * fill cheaply, is restored by re-filling those pages (no fault when it is
- * reused); a sparser one by MADV_DONTNEED (the pages go back to the kernel,
- * reads see the pattern, each write faults again). */
+/* A block written on at least 1/DENSE_RATIO of its pages, or on few enough
+ * to fill cheaply, is restored by re-filling those pages (no fault when it
+ * is reused); a sparser one by MADV_DONTNEED (the pages go back to the
+ * kernel, reads see the pattern, each write faults again). */
+#include "cache.h"
+
 #include <string.h>
 
 #include "config.h"
-#include "large_state.h"
+#include "debug.h"
+#include "large_lock.h"
+#include "os.h"
 #include "pagemap.h"
-#include "refpage.h"
+#include "refmalloc.h"
+#include "stats.h"
 
 #define DENSE_RATIO 8
 #define CHEAP_FILL_BYTES (256u << 10)
 
-static void cache_remove_at(size_t i)
+static struct {
+    uintptr_t start[CACHE_SLOTS];   /* starts of cached blocks, oldest first */
+    size_t count;
+    size_t bytes;                   /* their mapped bytes */
+} cache;
+
+size_t cache_count(void)
 {
-    struct block *b = blocks_find(rm_large.cached[i]);
-    rm_large.cache_bytes -= b->mapped;
-    stat_set(ST_cache_bytes, rm_large.cache_bytes);
-    memmove(&rm_large.cached[i], &rm_large.cached[i + 1],
-            (rm_large.ncached - i - 1) * sizeof(uintptr_t));
-    rm_large.ncached--;
+    return cache.count;
 }
 
-void cache_evict_oldest(void)
+size_t cache_bytes(void)
 {
-    struct block *b = blocks_find(rm_large.cached[0]);
-    cache_remove_at(0);
-    release(b);
+    return cache.bytes;
+}
+
+bool cache_full(void)
+{
+    return cache.count == CACHE_SLOTS;
+}
+
+bool cache_accepts(const struct block *b)
+{
+    return b->kind == REFMALLOC_BLOCK_REFPAGE && !b->mixed &&
+           b->mapped <= config()->cache_limit;
+}
+
+void cache_insert(struct block *b)
+{
+    large_lock_assert_held();
+    RM_ASSERT(cache.count < CACHE_SLOTS);
+    b->state = BLOCK_CACHED;
+    cache.start[cache.count++] = b->start;
+    cache.bytes += b->mapped;
+    stat_set(ST_cache_bytes, cache.bytes);
+}
+
+static struct block *remove_at(size_t i)
+{
+    large_lock_assert_held();
+    RM_ASSERT(i < cache.count);
+    struct block *b = blocks_find(cache.start[i]);
+    RM_ASSERT(b && b->state == BLOCK_CACHED && cache.bytes >= b->mapped);
+    cache.bytes -= b->mapped;
+    stat_set(ST_cache_bytes, cache.bytes);
+    memmove(&cache.start[i], &cache.start[i + 1], (cache.count - i - 1) * sizeof(uintptr_t));
+    cache.count--;
+    return b;
+}
+
+struct block *cache_pop_oldest(void)
+{
+    return remove_at(0);
+}
+
+struct block *cache_take(size_t len, size_t align, unsigned char pattern)
+{
+    size_t best = SIZE_MAX, best_mapped = 0;
+    for (size_t i = 0; i < cache.count; i++) {
+        const struct block *b = blocks_find(cache.start[i]);
+        /* Reuse only a close fit: a much bigger block would pin memory. */
+        if (b->pattern == pattern && b->mapped >= len && b->mapped - len <= len / 4 &&
+            (b->start & (align - 1)) == 0 && (best == SIZE_MAX || b->mapped < best_mapped)) {
+            best = i;
+            best_mapped = b->mapped;
+        }
+    }
+    return best == SIZE_MAX ? NULL : remove_at(best);
 }
 
 /* Runs of written pages found by one pagemap scan, kept to re-fill them
@@ -83,80 +140,23 @@ static bool restore_pattern(struct block *b)
     return true;
 }
 
-struct block *cache_take(size_t len, size_t align, unsigned char pattern)
+bool cache_restore(struct block *b)
 {
-    for (;;) {
-        size_t best = SIZE_MAX;
-        for (size_t i = 0; i < rm_large.ncached; i++) {
-            struct block *b = blocks_find(rm_large.cached[i]);
-            /* Reuse only a close fit: a much bigger block would pin memory. */
-            if (b->pattern == pattern && b->mapped >= len && b->mapped - len <= len / 4 &&
-                (b->start & (align - 1)) == 0 &&
-                (best == SIZE_MAX || b->mapped < blocks_find(rm_large.cached[best])->mapped))
-                best = i;
-        }
-        if (best == SIZE_MAX)
-            return NULL;
-        struct block *b = blocks_find(rm_large.cached[best]);
-        cache_remove_at(best);
-        /* Restored now rather than at free: a block evicted unused costs
-         * nothing but its release. The program may have changed the
-         * protection of its pages (a guard page, PROT_READ, PROT_EXEC for a
-         * JIT), and refilling them needs write access: a reused block gets
-         * the protection of a fresh one first. */
-        if (os_protect_data((void *)b->start, b->mapped, b->tag != 0) &&
-            (!b->dirty || restore_pattern(b))) {
-            b->dirty = false;
-            return b;
-        }
-        release(b);
-    }
+    /* Restored now rather than at free: a block evicted unused costs
+     * nothing but its release. The program may have changed the protection
+     * of its pages (a guard page, PROT_READ, PROT_EXEC for a JIT), and
+     * refilling them needs write access: a reused block gets the protection
+     * of a fresh one first. */
+    if (!os_protect_data((void *)b->start, b->mapped, b->tag != 0) ||
+        (b->dirty && !restore_pattern(b)))
+        return false;
+    b->dirty = false;
+    return true;
 }
 
-bool cacheable(const struct block *b)
-{
-    return b->kind == REFMALLOC_BLOCK_REFPAGE && !b->mixed &&
-           b->mapped <= config()->cache_limit;
-}
-
-void cache_put(struct block *b)
+bool cache_guard(struct block *b)
 {
     /* free_guard: an access after free faults, as in glibc where a large
-     * block is unmapped at free; cache_take gives the protection back. A
-     * block that cannot be protected is released, which faults too. */
-    if (config()->free_guard && !os_protect_none((void *)b->start, b->mapped, b->tag != 0)) {
-        b->state = BLOCK_CACHED;   /* no longer counted live: release must not uncount it */
-        release(b);
-        return;
-    }
-    uintptr_t start = b->start;
-    size_t mapped = b->mapped;
-    if (rm_large.ncached == CACHE_SLOTS)
-        cache_evict_oldest();
-    b = blocks_find(start);
-    b->state = BLOCK_CACHED;
-    rm_large.cached[rm_large.ncached++] = start;
-    rm_large.cache_bytes += mapped;
-    while (rm_large.cache_bytes > config()->cache_limit && rm_large.ncached > 0)
-        cache_evict_oldest();
-    stat_set(ST_cache_bytes, rm_large.cache_bytes);
-}
-
-bool quarantine(struct block *b)
-{
-    if (!cacheable(b))
-        return false;
-    size_t chunk = refpage_chunk_for(rm_large.refpage_mapped, b->mapped);
-    size_t need = refpage_mappings_for(b->mapped, chunk) + 1;
-    unsigned char pattern = config()->free_pattern_on ? config()->free_pattern : b->pattern;
-    unsigned tag = pick_tag(b->start, b->capacity, b->tag);
-    if (!budget_allows(need) ||
-        refpage_map(b->start, b->mapped, pattern, tag, chunk) != REFPAGE_OK)
-        return false;   /* the caller releases the whole range, whatever state it is in */
-    account_mappings((long)need - (long)b->mappings);
-    b->mappings = (uint32_t)need;
-    b->pattern = pattern;
-    b->tag = (uint8_t)tag;
-    b->zeroed = false;
-    return true;
+     * block is unmapped at free; cache_restore gives the protection back. */
+    return os_protect_none((void *)b->start, b->mapped, b->tag != 0);
 }

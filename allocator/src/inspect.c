@@ -1,11 +1,10 @@
-/* inspect: what the program did with its large blocks, live and freed. */
-#include "large_state.h"
-#include "mte.h"
-#include "pagemap.h"
-#include "region.h"
+#include "inspect.h"
 
-/* Pages of b the program wrote, -1 if the pagemap cannot be read. */
-long written_pages(const struct block *b)
+#include "large_lock.h"
+#include "os.h"
+#include "pagemap.h"
+
+long inspect_written_pages(const struct block *b)
 {
     size_t npages = b->mapped / os_page_size();
     if (b->kind != REFMALLOC_BLOCK_REFPAGE)
@@ -13,7 +12,7 @@ long written_pages(const struct block *b)
     return pagemap_written(b->start, npages, NULL, NULL);
 }
 
-void block_info(const struct block *b, long written, struct refmalloc_block_info *info)
+static void block_info(const struct block *b, long written, struct refmalloc_block_info *info)
 {
     size_t npages = b->mapped / os_page_size();
     *info = (struct refmalloc_block_info){
@@ -27,28 +26,38 @@ void block_info(const struct block *b, long written, struct refmalloc_block_info
  * program wrote. Kept in memory of its own, made on the first free. */
 #define FREED_RECORDS 4096
 
-void record_freed(const struct block *b, long written)
+static struct {
+    struct refmalloc_block_info *ring;   /* FREED_RECORDS of them */
+    size_t count;                        /* blocks ever recorded */
+} freed;
+
+void inspect_record_freed(const struct block *b, long written)
 {
-    if (!rm_large.freed) {
-        rm_large.freed = os_alloc_meta(FREED_RECORDS * sizeof *rm_large.freed);
-        if (!rm_large.freed)
+    large_lock_assert_held();
+    if (!freed.ring) {
+        freed.ring = os_alloc_meta(FREED_RECORDS * sizeof *freed.ring);
+        if (!freed.ring)
             return;
     }
-    block_info(b, written, &rm_large.freed[rm_large.nfreed++ % FREED_RECORDS]);
+    block_info(b, written, &freed.ring[freed.count++ % FREED_RECORDS]);
 }
 
-void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx), void *ctx)
+void inspect_each_freed(inspect_fn *fn, void *ctx)
 {
-    pthread_mutex_lock(&rm_large.lock);
-    size_t n = rm_large.nfreed < FREED_RECORDS ? rm_large.nfreed : FREED_RECORDS;
-    for (size_t i = rm_large.nfreed - n; rm_large.freed && i < rm_large.nfreed; i++)
-        fn(&rm_large.freed[i % FREED_RECORDS], ctx);
-    pthread_mutex_unlock(&rm_large.lock);
+    large_lock_assert_held();
+    size_t n = freed.count < FREED_RECORDS ? freed.count : FREED_RECORDS;
+    for (size_t i = freed.count - n; freed.ring && i < freed.count; i++)
+        fn(&freed.ring[i % FREED_RECORDS], ctx);
+}
+
+void inspect_forget_freed(void)
+{
+    freed.count = 0;
 }
 
 static bool describe(const struct block *b, struct refmalloc_block_info *info)
 {
-    long written = written_pages(b);
+    long written = inspect_written_pages(b);
     block_info(b, written, info);
     return written >= 0;
 }
@@ -65,23 +74,18 @@ static void find_containing(struct block *b, void *ctx)
         f->found = b;
 }
 
-int large_query(const void *addr, struct refmalloc_block_info *info)
+int inspect_query(uintptr_t addr, struct refmalloc_block_info *info)
 {
-    uintptr_t a = mte_untag(addr);
-    if (!region_contains((const void *)a))
-        return 0;
-    pthread_mutex_lock(&rm_large.lock);
-    struct find_ctx f = {a, NULL};
+    large_lock_assert_held();
+    struct find_ctx f = {addr, NULL};
     blocks_each(find_containing, &f);
-    int r = 0;
-    if (f.found)
-        r = describe(f.found, info) ? 1 : -1;
-    pthread_mutex_unlock(&rm_large.lock);
-    return r;
+    if (!f.found)
+        return 0;
+    return describe(f.found, info) ? 1 : -1;
 }
 
 struct each_ctx {
-    void (*fn)(const struct refmalloc_block_info *info, void *ctx);
+    inspect_fn *fn;
     void *ctx;
 };
 
@@ -95,12 +99,11 @@ static void visit_live(struct block *b, void *ctx)
     }
 }
 
-void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *ctx), void *ctx)
+void inspect_each_live(inspect_fn *fn, void *ctx)
 {
+    large_lock_assert_held();
     struct each_ctx e = {fn, ctx};
-    pthread_mutex_lock(&rm_large.lock);
     blocks_each(visit_live, &e);
-    pthread_mutex_unlock(&rm_large.lock);
 }
 
 struct totals_ctx {
@@ -116,12 +119,11 @@ static void add_live(struct block *b, void *ctx)
     }
 }
 
-void large_live_totals(size_t *blocks, size_t *bytes)
+void inspect_live_totals(size_t *blocks, size_t *bytes)
 {
+    large_lock_assert_held();
     struct totals_ctx t = {0, 0};
-    pthread_mutex_lock(&rm_large.lock);
     blocks_each(add_live, &t);
-    pthread_mutex_unlock(&rm_large.lock);
     *blocks = t.blocks;
     *bytes = t.bytes;
 }

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "debug.h"
 #include "os.h"
 
 struct extent {
@@ -14,6 +15,20 @@ static struct {
     struct extent *free;        /* sorted by start, never adjacent */
     size_t count, cap;
 } region;
+
+/* The invariant of the free list (debug builds): sorted by start, inside
+ * the range, none empty, none touching the next (those are joined). */
+static void check_free_list(void)
+{
+#ifdef RM_DEBUG
+    for (size_t i = 0; i < region.count; i++) {
+        const struct extent *e = &region.free[i];
+        RM_ASSERT(e->len > 0 && e->start >= region.base && e->start + e->len <= region.end);
+        RM_ASSERT(i == 0 || e[-1].start + e[-1].len < e->start);
+    }
+    RM_ASSERT(region.count <= region.cap);
+#endif
+}
 
 bool region_init(size_t want, size_t least)
 {
@@ -130,13 +145,16 @@ uintptr_t region_alloc(size_t len, size_t align)
         uintptr_t start = (e.start + align - 1) & ~(uintptr_t)(align - 1);
         if (start < e.start || start - e.start > e.len || e.len - (start - e.start) < len)
             continue;
-        return carve(i, start, len) ? start : 0;
+        uintptr_t got = carve(i, start, len) ? start : 0;
+        check_free_list();
+        return got;
     }
     return 0;
 }
 
 void region_free(uintptr_t start, size_t len)
 {
+    RM_ASSERT(len > 0 && start >= region.base && start + len <= region.end);
     size_t i = lower_bound(start);
     bool join_prev = i > 0 && region.free[i - 1].start + region.free[i - 1].len == start;
     bool join_next = i < region.count && start + len == region.free[i].start;
@@ -151,6 +169,7 @@ void region_free(uintptr_t start, size_t len)
     } else if (!insert_at(i, start, len)) {
         /* No memory for the table: the range stays reserved but unused. */
     }
+    check_free_list();
 }
 
 size_t region_trim(size_t keep)
@@ -171,6 +190,7 @@ size_t region_trim(size_t keep)
     last->len -= cut;
     if (last->len == 0)
         region.count--;
+    check_free_list();
     return cut;
 }
 
@@ -181,5 +201,7 @@ bool region_extend(uintptr_t start, size_t len, size_t new_len)
     if (i == region.count || region.free[i].start != end ||
         region.free[i].len < new_len - len)
         return false;
-    return carve(i, end, new_len - len);
+    bool taken = carve(i, end, new_len - len);
+    check_free_list();
+    return taken;
 }

@@ -5,23 +5,23 @@
 #include <string.h>
 
 #include "config.h"
-#include "large_state.h"
+#include "large_internal.h"
+#include "large_lock.h"
 #include "mte.h"
 #include "pagemap.h"
 #include "region.h"
+#include "stats.h"
 
 /* Map [b->start + b->mapped, + grow) freshly, filling eager parts. */
 static bool map_tail(struct block *b, size_t grow)
 {
     uintptr_t at = b->start + b->mapped;
-    enum fresh f = map_fresh(b, at, grow, false);
+    enum fresh f = large_map_fresh(b, at, grow, false);
     if (f == FRESH_FAILED)
         return false;
-    fill_fresh(b, at, grow, f);
-    if (f == FRESH_REFPAGE) {
-        rm_large.refpage_mapped += grow;
-        live_refpage_change(b, (long)grow);
-    }
+    mem_fill_fresh(b, at, grow, f);
+    if (f == FRESH_REFPAGE)
+        mem_live_change((long)grow);
     if ((b->kind == REFMALLOC_BLOCK_REFPAGE) != (f == FRESH_REFPAGE))
         b->mixed = true;
     b->mapped += grow;
@@ -47,10 +47,11 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
     bool pure = old->kind == REFMALLOC_BLOCK_REFPAGE && !old->mixed && !old->zeroed;
     nb->mapped = 0;
     nb->mappings = 0;
+    nb->refpage = 0;
     nb->mixed = false;
     /* Zero pages for an impure block, as all of it is copied; a tagged
      * block's zero pages would be reference pages: it asks for the pattern. */
-    enum fresh f = map_fresh(nb, nb->start, len, !pure && !nb->tag);
+    enum fresh f = large_map_fresh(nb, nb->start, len, !pure && !nb->tag);
     if (f == FRESH_FAILED)
         return false;
     nb->mapped = len;
@@ -58,8 +59,7 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
     struct copy c = {nb->start - old->start, nb->tag};
     if (f == FRESH_REFPAGE) {
         nb->kind = REFMALLOC_BLOCK_REFPAGE;
-        rm_large.refpage_mapped += len;
-        live_refpage_change(nb, (long)len);
+        mem_live_change((long)len);
         if (!pure || pagemap_written(old->start, old->mapped / os_page_size(), copy_run, &c) < 0)
             copy_run(old->start, old->mapped, &c);
     } else {
@@ -67,7 +67,7 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
         if (f == FRESH_ZERO)
             memset((void *)(nb->start + old->mapped), nb->pattern, len - old->mapped);
         else
-            fill_fresh(nb, nb->start, len, f);   /* the head is overwritten next */
+            mem_fill_fresh(nb, nb->start, len, f);   /* the head is overwritten next */
         copy_run(old->start, old->mapped, &c);
     }
     return true;
@@ -80,7 +80,7 @@ static bool copy_into(struct block *nb, const struct block *old, size_t len)
 static bool move_block(const struct block *old, size_t len, struct block *moved)
 {
     size_t capacity;
-    uintptr_t to = reserve_range(len, os_page_size(), true, &capacity);
+    uintptr_t to = large_reserve_range(len, os_page_size(), true, &capacity);
     if (!to)
         return false;
     struct block nb = *old;
@@ -100,7 +100,7 @@ static bool move_block(const struct block *old, size_t len, struct block *moved)
             region_free(to, capacity);
             return false;
         }
-        unmap_block(old);
+        mem_unmap(old);
     }
     *moved = nb;
     return true;
@@ -117,59 +117,41 @@ static bool would_touch_same_tag(const struct block *b, size_t len)
     return above && above->tag == b->tag;
 }
 
-void *large_realloc(void *p, size_t size, bool *unavailable)
+/* Shrink b to len bytes (len <= b->mapped) and size bytes. */
+static void shrink(struct block *b, size_t len, size_t size)
 {
-    *unavailable = false;
-    if (size > (SIZE_MAX >> 2)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    size_t len = page_round(size ? size : 1);
-    pthread_mutex_lock(&rm_large.lock);
-    struct block *b = live_block(p, "realloc()");
-    /* Open the slack while the block changes: copies and moves read it,
-     * growing writes the pattern there. */
-    seal_slack(b, false);
-    if (len <= b->mapped) {
-        if (len < b->mapped) {
-            size_t cut = b->mapped - len;
-            os_reserve_fixed((void *)(b->start + len), cut);
-            rm_large.mapped_bytes -= cut;
-            if (b->kind == REFMALLOC_BLOCK_REFPAGE) {
-                rm_large.refpage_mapped -= cut;
-                live_refpage_change(b, -(long)cut);
-            }
-            b->mapped = len;
-        }
-        /* Bytes past the new end may hold old data: a later grow must find
-         * the pattern there. */
-        if (size < b->size)
-            memset((char *)block_pointer(b) + size, b->pattern, len - size);
-        b->size = size;
-        seal_slack(b, true);
-        stat_add(ST_realloc_in_place, 1);
-        trace("shrink", b->start, size);
-        pthread_mutex_unlock(&rm_large.lock);
-        return p;
-    }
-    if (!budget_allows(EAGER_MAPPINGS) || address_limit_reached(len - b->mapped)) {
+    if (len < b->mapped)
+        mem_shrink(b, len);
+    /* Bytes past the new end may hold old data: a later grow must find the
+     * pattern there. */
+    if (size < b->size)
+        memset((char *)mem_pointer(b) + size, b->pattern, len - size);
+    b->size = size;
+    stat_add(ST_realloc_in_place, 1);
+    large_trace("shrink", b->start, size);
+}
+
+/* Grow *bp to len bytes, in place or moved (*bp is then the moved block);
+ * NULL with *unavailable set when refmalloc has no room for it. */
+static void *grow(struct block **bp, size_t len, size_t size, bool *unavailable)
+{
+    struct block *b = *bp;
+    void *result = NULL;
+    if (!large_budget_allows(MEM_EAGER_MAPPINGS) || mem_address_limit_reached(len - b->mapped)) {
         /* Growing needs a mapping or two more: past the budget (or the
          * address-space limit) the block moves to the next allocator. */
-        seal_slack(b, true);
-        pthread_mutex_unlock(&rm_large.lock);
         *unavailable = true;
         return NULL;
     }
     if (len > b->capacity) {
-        size_t want = capacity_for(len);
+        size_t want = mem_capacity_for(len);
         if (region_extend(b->start, b->capacity, want))
             b->capacity = want;
         else if (region_extend(b->start, b->capacity, len))
             b->capacity = len;
     }
-    void *result;
     if (len <= b->capacity && !would_touch_same_tag(b, len)) {
-        result = map_tail(b, len - b->mapped) ? block_pointer(b) : NULL;
+        result = map_tail(b, len - b->mapped) ? mem_pointer(b) : NULL;
         if (result)
             stat_add(ST_realloc_in_place, 1);
     } else {
@@ -177,23 +159,52 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
          * must go in. Evictions on the way only leave tombstones, so b stays. */
         uintptr_t start = b->start;
         struct block moved;
-        result = NULL;
         if (blocks_reserve(1) && move_block(b = blocks_find(start), len, &moved)) {
             blocks_remove(b);
             b = blocks_insert(&moved);
-            result = block_pointer(b);
+            result = mem_pointer(b);
             stat_add(ST_realloc_moved, 1);
         }
     }
     if (result) {
         b->size = size;
-        trace("grow", b->start, size);
+        large_trace("grow", b->start, size);
     } else {
         /* No room of ours (the range is full, a mapping was refused): the
          * next allocator may have some, as malloc of this size would use. */
         *unavailable = true;
     }
-    seal_slack(b, true);   /* the block now, moved or not */
-    pthread_mutex_unlock(&rm_large.lock);
+    *bp = b;
+    return result;
+}
+
+void *large_realloc(void *p, size_t size, bool *unavailable)
+{
+    *unavailable = false;
+    void *result = NULL;
+    const char *why = NULL;
+    if (size > (SIZE_MAX >> 2)) {
+        errno = ENOMEM;
+    } else {
+        size_t len = mem_page_round(size ? size : 1);
+        large_lock();
+        struct block *b;
+        why = large_live_block(p, &b);
+        if (!why) {
+            /* Open the slack while the block changes: copies and moves read
+             * it, growing writes the pattern there. */
+            mem_seal_slack(b, false);
+            if (len <= b->mapped) {
+                shrink(b, len, size);
+                result = p;
+            } else {
+                result = grow(&b, len, size, unavailable);
+            }
+            mem_seal_slack(b, true);   /* the block now, moved or not */
+        }
+        large_unlock();
+    }
+    if (why)
+        large_bad_pointer("realloc()", p, why);
     return result;
 }
