@@ -737,3 +737,21 @@ def test_run_true_imports_neither_numpy_cffi_nor_check():
     assert "pyalloc.commands.run" in loaded
     heavy = ("numpy", "cffi", "pyalloc.api", "pyalloc.reports", "pyalloc.check")
     assert sorted(m for m in heavy if m in loaded) == []
+
+
+def test_summary_says_one_block_not_one_blocks():
+    from pyalloc import reports
+
+    proc = {
+        "pid": 1, "pattern": 0xAA, "free_pattern": None, "threshold": 131072,
+        "page_size": os.sysconf("SC_PAGE_SIZE"),
+        "stats": {}, "live_blocks": [{
+            "start": 0, "size": 1 << 20, "usable": 1 << 20, "pages": 256,
+            "pages_written": 1, "kind": "refpage",
+        }], "freed_blocks": [],
+    }  # fmt: skip
+    try:
+        text = reports.render(reports.summarize([proc]))
+    except (KeyError, TypeError, ValueError) as exc:  # the report schema moved on
+        pytest.fail(f"minimal report no longer accepted: {exc!r}")
+    assert "1 block," in text and "1 blocks" not in text
