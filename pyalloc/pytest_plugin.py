@@ -303,6 +303,7 @@ class RefmallocFixture:
     """What the ``refmalloc`` fixture gives a test.
 
     - ``active``: does this test process run under refmalloc (``pytest --refmalloc``)?
+    - ``require()``: skip the test, saying what to pass, unless it does.
     - ``pattern``: the session's pattern byte (the library's when active).
     - ``stats()``, ``pages_written(obj)``, ``page_states(obj)``: in-process, as in
       :mod:`pyalloc`; when the session does not run under refmalloc they skip the
@@ -351,6 +352,13 @@ class RefmallocFixture:
                 "loaded: run pytest with --refmalloc"
             )
         return api
+
+    def require(self) -> None:
+        """Skip the test unless this session runs under refmalloc (``--refmalloc``)."""
+        from pyalloc import api
+
+        if not api.active():
+            pytest.skip("needs a session under refmalloc: run pytest with --refmalloc")
 
     def stats(self) -> Any:
         return self._require_active("stats").stats()

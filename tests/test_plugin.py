@@ -208,11 +208,15 @@ def test_bad_options_are_usage_errors(project: Path, options: str, message: str)
 
 def test_fixture_outside_refmalloc_skips_with_a_reason(project: Path) -> None:
     (project / "test_stats.py").write_text(
-        "def test_stats(refmalloc):\n    assert refmalloc.stats().small_allocs > 0\n"
+        "def test_stats(refmalloc):\n    assert refmalloc.stats().small_allocs > 0\n\n\n"
+        "def test_require(refmalloc):\n    refmalloc.require()\n    assert refmalloc.active\n"
     )
     result = inner_pytest(project, "-rs", "test_stats.py", "-p", "no:cacheprovider")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 skipped" in outcome(result)
+    assert "2 skipped" in outcome(result)
+    assert "needs a session under refmalloc: run pytest with --refmalloc" in result.stdout
+    under = inner_pytest(project, "--refmalloc", "test_stats.py", "-p", "no:cacheprovider")
+    assert under.returncode == 0 and "2 passed" in outcome(under), under.stdout
     assert "refmalloc.stats() reads this test process's refmalloc" in result.stdout
     assert "run pytest with --refmalloc" in result.stdout
 
