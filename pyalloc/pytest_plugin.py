@@ -37,20 +37,8 @@ import pytest
 
 from pyalloc.inject import PRELOAD_VAR, PYTHONMALLOC_VAR, child_env, is_python_command
 from pyalloc.library import LIB_NAME, lib_path
-from pyalloc.options import (
-    BYTE,
-    BYTE_OR_OFF,
-    KNOWN_KEYS,
-    MAX_CHUNK,
-    MAX_MAPPINGS,
-    RESERVE,
-    SIZE,
-    THRESHOLD,
-    format_byte,
-    parse_byte,
-    parse_options,
-)
 from pyalloc.options import ENV_VAR as OPTIONS_VAR
+from pyalloc.options import KNOWN_KEYS, format_byte, param_type, parse_byte, parse_options
 from pyalloc.rerun import collect_reports, report_dir, report_option
 
 #: Set in the environment of the re-executed session (guards against an exec loop).
@@ -115,46 +103,19 @@ def _wanted_pattern(config: pytest.Config) -> int | None:
         raise pytest.UsageError(f"--refmalloc-pattern: {exc}") from None
 
 
-#: How each REFMALLOC_OPTIONS value is checked: the click types of `refmalloc run`.
-_BOOL_WORDS: Final = ("1", "0", "yes", "no", "true", "false", "on", "off")
-_VALUE_TYPES: Final[dict[str, Any]] = {
-    "pattern": BYTE,
-    "free_pattern": BYTE_OR_OFF,
-    "site_pattern": BYTE,
-    "threshold": THRESHOLD,
-    "cache": SIZE,
-    "max_mappings": MAX_MAPPINGS,
-    "reserve": RESERVE,
-    "max_chunk": MAX_CHUNK,
-}
-_BOOL_KEYS: Final = ("refpages", "mremap", "mte", "free_guard")
-_PATH_KEYS: Final = ("report", "sites", "site_list")
-_ALL_KEYS: Final = sorted({*KNOWN_KEYS, *_VALUE_TYPES, *_BOOL_KEYS, *_PATH_KEYS})
-
-
 def _check_option(key: str, value: str) -> object:
-    """A REFMALLOC_OPTIONS value checked as the CLI checks it (UsageError otherwise)."""
+    """A REFMALLOC_OPTIONS value checked as `refmalloc run` checks it: the click type
+    of its flag, from the options table (UsageError otherwise)."""
     import click  # a dependency of pyalloc; imported when options are given
 
-    where = f"--refmalloc-options {key}={value}"
-    if key in _VALUE_TYPES:
-        try:
-            return _VALUE_TYPES[key].convert(value, None, None)
-        except click.BadParameter as exc:
-            raise pytest.UsageError(f"{where}: {exc.message}") from None
-    if key in _BOOL_KEYS:
-        if value.strip().lower() not in _BOOL_WORDS:
-            raise pytest.UsageError(f"{where}: expected 1 or 0 (yes/no, true/false, on/off)")
-        return value
-    if key == "verbose":
-        if value.strip() not in ("0", "1", "2"):
-            raise pytest.UsageError(f"{where}: expected 0, 1 or 2")
-        return value
-    if key in _PATH_KEYS:
-        return value
-    raise pytest.UsageError(
-        f"--refmalloc-options: unknown key {key!r}; known keys: {', '.join(_ALL_KEYS)}"
-    )
+    if key not in KNOWN_KEYS:
+        raise pytest.UsageError(
+            f"--refmalloc-options: unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)}"
+        )
+    try:
+        return param_type(key).convert(value, None, None)
+    except click.BadParameter as exc:
+        raise pytest.UsageError(f"--refmalloc-options {key}={value}: {exc.message}") from None
 
 
 def _session_options(config: pytest.Config) -> dict[str, object]:

@@ -195,7 +195,7 @@ def test_pattern_or_options_without_a_refmalloc_session_is_a_usage_error(project
         ("threshold=abc", "--refmalloc-options threshold=abc: invalid size 'abc'"),
         ("pattern=0x1ff", "--refmalloc-options pattern=0x1ff: invalid byte '0x1ff'"),
         ("max_chunk=1k", "--refmalloc-options max_chunk=1k: '1k' is out of range"),
-        ("refpages=maybe", "--refmalloc-options refpages=maybe: expected 1 or 0"),
+        ("refpages=maybe", "--refmalloc-options refpages=maybe: 'maybe' is not a valid boolean"),
         ("cahce=0", "--refmalloc-options: unknown key 'cahce'; known keys: "),
     ],
 )
