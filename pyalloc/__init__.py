@@ -19,10 +19,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pyalloc._version import __version__
 from pyalloc.library import lib_path
 
 if TYPE_CHECKING:
+    from pyalloc._version import __version__
     from pyalloc.api import (
         NotLoadedError,
         Stats,
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from pyalloc.reports import load as load_report
 
 _LAZY = {
+    # importlib.metadata: tens of milliseconds, only when the version is asked for.
+    "__version__": ("pyalloc._version", "__version__"),
     "NotLoadedError": ("pyalloc.api", "NotLoadedError"),
     "Stats": ("pyalloc.api", "Stats"),
     "active": ("pyalloc.api", "active"),

@@ -166,8 +166,15 @@ def pattern() -> int:
 
 
 def version() -> str:
-    """The version of the loaded library."""
-    return str(_ffi.string(_library().refmalloc_version()).decode())
+    """The version of the library serving this process; outside refmalloc, the version
+    of this pyalloc (the library it installs is built from the same release)."""
+    try:
+        lib = _library()
+    except NotLoadedError:
+        from pyalloc._version import __version__
+
+        return __version__
+    return str(_ffi.string(lib.refmalloc_version()).decode())
 
 
 def write_report(path: str | os.PathLike[str] | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib import metadata
 from pathlib import Path
 
 LIB_NAME = "librefmalloc.so"
@@ -24,6 +23,8 @@ def _installed_copy() -> Path | None:
     checkout (``python -m pytest`` at the repository root puts the checkout first on
     sys.path) while the library was installed by ``pip install .``.
     """
+    from importlib import metadata  # tens of milliseconds: only when searched
+
     try:
         dist = metadata.distribution(DISTRIBUTION)
     except metadata.PackageNotFoundError:
@@ -66,6 +67,11 @@ def lib_path() -> str:
                 f"unset it to use the installed {LIB_NAME}"
             )
         return str(path.absolute())
+    # The package's own copy first: the installed distribution is looked up only
+    # when it is not there.
+    first = _package_dir() / LIB_NAME
+    if first.is_file():
+        return str(first)
     for path in candidates():
         if path.is_file():
             return str(path)

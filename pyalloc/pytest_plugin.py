@@ -1,10 +1,19 @@
-"""pytest plugin (entry point ``pytest11``): run a test session under refmalloc.
+"""pytest plugin (entry point ``pytest11``, ``-p pyalloc.pytest_plugin``): refmalloc for
+a test session.
 
-``pytest --refmalloc [--refmalloc-pattern 0x5c]`` re-executes the session, with the same
-interpreter and command line, under ``LD_PRELOAD=librefmalloc.so`` and
-``PYTHONMALLOC=malloc``: numpy buffers, C extensions and Python objects in the tests'
-own process then get patterned memory. ``-k``, ``-x``, ``--lf`` and every other option
-work as usual, and pytest's exit status is the command's.
+- ``pytest --refmalloc [--refmalloc-pattern 0x5c] [--refmalloc-options k=v,...]``
+  re-executes the session, with the same interpreter and command line, under
+  ``LD_PRELOAD=librefmalloc.so`` and ``PYTHONMALLOC=malloc``: numpy buffers, C extensions
+  and Python objects in the tests' own process then get patterned memory. ``-k``, ``-x``,
+  ``--lf`` and every other option work as usual, pytest's exit status is the command's,
+  and a short refmalloc summary ends the session.
+- ``pytest --refmalloc-check`` runs the session twice under refmalloc, with patterns
+  where every bit differs (``--refmalloc-pattern`` and its complement, 0xaa and 0x55 by
+  default; address-space randomisation off), side by side, and compares the outcome of
+  every test. Tests whose outcome differs are run once more under each pattern; those
+  that repeat their outcomes are reported (test id, which pattern failed, the failure)
+  and fail the session. Tests whose outcome changes under the same pattern are flaky and
+  only mentioned.
 
 The ``refmalloc`` fixture runs subprocesses under the library and reads the in-process
 counters (see :class:`RefmallocFixture`).
@@ -12,24 +21,43 @@ counters (see :class:`RefmallocFixture`).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import pytest
 
 from pyalloc.inject import PRELOAD_VAR, PYTHONMALLOC_VAR, child_env, is_python_command
 from pyalloc.library import LIB_NAME, lib_path
 from pyalloc.options import ENV_VAR as OPTIONS_VAR
-from pyalloc.options import format_byte, parse_byte, parse_options
+from pyalloc.options import KNOWN_KEYS, format_byte, param_type, parse_byte, parse_options
+from pyalloc.rerun import collect_reports, report_dir, report_option
 
 #: Set in the environment of the re-executed session (guards against an exec loop).
 REEXEC_VAR: Final = "PYALLOC_PYTEST_REEXEC"
+#: Set in --refmalloc-check's child sessions: where to write the outcomes.
+RESULTS_VAR: Final = "REFMALLOC_CHECK_RESULTS"
+#: Set in --refmalloc-check's child sessions: a file each finished test appends a line to.
+PROGRESS_VAR: Final = "REFMALLOC_CHECK_PROGRESS"
+#: Set in confirmation sessions: a file of the node ids to run (others deselected).
+ONLY_VAR: Final = "REFMALLOC_CHECK_ONLY"
+CHECK_OPTION: Final = "--refmalloc-check"
+DEFAULT_PATTERN: Final = 0xAA
+LONGREPR_LIMIT: Final = 4000
+#: Seconds between progress lines of --refmalloc-check when the output is no terminal.
+PLAIN_PROGRESS_EVERY: Final = 30.0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,14 +73,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--refmalloc-pattern",
         metavar="BYTE",
         default=None,
-        help="pattern byte for --refmalloc: 0x00-0xff or 0-255 (default 0xaa, or the "
-        "pattern in REFMALLOC_OPTIONS).",
+        help="pattern byte for --refmalloc (default 0xaa, or the pattern in "
+        "REFMALLOC_OPTIONS), or the baseline of --refmalloc-check: 0x00-0xff or 0-255.",
     )
     group.addoption(
         "--refmalloc-options",
         metavar="KEY=VALUE,...",
         default=None,
-        help="more REFMALLOC_OPTIONS for --refmalloc, e.g. threshold=64k,cache=0.",
+        help="more REFMALLOC_OPTIONS for --refmalloc or --refmalloc-check, e.g. "
+        "threshold=64k,cache=0 (checked as `refmalloc run` checks them).",
+    )
+    group.addoption(
+        CHECK_OPTION,
+        action="store_true",
+        default=False,
+        help="run the session under refmalloc with two patterns where every bit differs "
+        "(--refmalloc-pattern and its complement: 0xaa and 0x55 by default) and fail it if "
+        "any test's outcome depends on the pattern (uninitialized heap memory).",
     )
 
 
@@ -66,6 +103,21 @@ def _wanted_pattern(config: pytest.Config) -> int | None:
         raise pytest.UsageError(f"--refmalloc-pattern: {exc}") from None
 
 
+def _check_option(key: str, value: str) -> object:
+    """A REFMALLOC_OPTIONS value checked as `refmalloc run` checks it: the click type
+    of its flag, from the options table (UsageError otherwise)."""
+    import click  # a dependency of pyalloc; imported when options are given
+
+    if key not in KNOWN_KEYS:
+        raise pytest.UsageError(
+            f"--refmalloc-options: unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)}"
+        )
+    try:
+        return param_type(key).convert(value, None, None)
+    except click.BadParameter as exc:
+        raise pytest.UsageError(f"--refmalloc-options {key}={value}: {exc.message}") from None
+
+
 def _session_options(config: pytest.Config) -> dict[str, object]:
     options: dict[str, object] = {}
     extra = config.getoption("refmalloc_options")
@@ -75,7 +127,7 @@ def _session_options(config: pytest.Config) -> dict[str, object]:
                 raise pytest.UsageError(
                     f"--refmalloc-options: {key!r} has no value (expected KEY=VALUE,...)"
                 )
-            options[key] = value
+            options[key] = _check_option(key, value)
     pattern = _wanted_pattern(config)
     if pattern is not None:
         options["pattern"] = pattern
@@ -95,11 +147,36 @@ def _from_command_line(config: pytest.Config) -> bool:
     return list(config.invocation_params.args) == sys.argv[1:]
 
 
+def session_env(options: Mapping[str, object]) -> dict[str, str]:
+    """The environment of a test session re-run under refmalloc (--refmalloc's re-exec
+    and --refmalloc-check's sessions): the library, PYTHONMALLOC=malloc, ``options``."""
+    try:
+        return child_env(options, python_malloc=True)
+    except (FileNotFoundError, ValueError) as exc:
+        raise pytest.UsageError(f"refmalloc: {exc}") from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if not config.getoption("refmalloc"):
+    if os.environ.get(RESULTS_VAR):  # a session run by --refmalloc-check
+        return None
+    session, check = config.getoption("refmalloc"), config.getoption("refmalloc_check")
+    if session and check:
+        raise pytest.UsageError("--refmalloc and --refmalloc-check: choose one")
+    if not (session or check):
+        for name, dest in (
+            ("--refmalloc-pattern", "refmalloc_pattern"),
+            ("--refmalloc-options", "refmalloc_options"),
+        ):
+            if config.getoption(dest) is not None:
+                raise pytest.UsageError(
+                    f"{name} applies to a session run under refmalloc: add --refmalloc "
+                    f"(one session) or {CHECK_OPTION} (two patterns compared)"
+                )
         return None
     options = _session_options(config)
+    if check:
+        return _check_main(config, options)
     # Taken out of the environment at once: the tests' own subprocesses must not see it.
     reexecuted = os.environ.pop(REEXEC_VAR, None)
     if _running_under_refmalloc():
@@ -125,10 +202,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             "session started from the command line (not pytest.main() in a running "
             "program): run `pytest --refmalloc ...`, or start Python under `refmalloc run`"
         )
-    try:
-        env = child_env(options, python_malloc=True)
-    except (FileNotFoundError, ValueError) as exc:
-        raise pytest.UsageError(f"--refmalloc: {exc}") from None
+    env = session_env(options)
     env[REEXEC_VAR] = "1"
     capture = config.pluginmanager.getplugin("capturemanager")
     if capture is not None:
@@ -155,6 +229,27 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """At the end of a --refmalloc session: what refmalloc did in the tests' process."""
+    if not config.getoption("refmalloc") or not _running_under_refmalloc():
+        return
+    from pyalloc import api, reports
+
+    terminalreporter.section("refmalloc summary")
+    with tempfile.TemporaryDirectory(prefix="refmalloc-pytest-") as tmp:
+        path = Path(tmp, "report.json")
+        try:
+            api.write_report(path)
+            processes = reports.load(path)
+        except (OSError, ValueError) as exc:
+            terminalreporter.write_line(f"refmalloc: no report of this session: {exc}")
+            return
+    text = reports.render(reports.summarize(processes), "refmalloc summary")
+    for line in text.splitlines():
+        terminalreporter.write_line(line)
+
+
 class RunResult(subprocess.CompletedProcess[Any]):
     """A finished subprocess, plus the refmalloc reports of its processes."""
 
@@ -169,9 +264,11 @@ class RefmallocFixture:
     """What the ``refmalloc`` fixture gives a test.
 
     - ``active``: does this test process run under refmalloc (``pytest --refmalloc``)?
+    - ``require()``: skip the test, saying what to pass, unless it does.
     - ``pattern``: the session's pattern byte (the library's when active).
     - ``stats()``, ``pages_written(obj)``, ``page_states(obj)``: in-process, as in
-      :mod:`pyalloc`; they raise :class:`pyalloc.NotLoadedError` when not active.
+      :mod:`pyalloc`; when the session does not run under refmalloc they skip the
+      test, saying to pass ``--refmalloc``.
     - ``env(**options)``: an environment running a program under the library.
     - ``run(args, ...)``: run a program under the library (with its reports).
     """
@@ -207,20 +304,31 @@ class RefmallocFixture:
     def lib_path(self) -> str:
         return lib_path()
 
-    def stats(self) -> Any:
-        from pyalloc.api import stats
+    def _require_active(self, what: str) -> Any:
+        from pyalloc import api
 
-        return stats()
+        if not api.active():
+            pytest.skip(
+                f"refmalloc.{what}() reads this test process's refmalloc, which is not "
+                "loaded: run pytest with --refmalloc"
+            )
+        return api
+
+    def require(self) -> None:
+        """Skip the test unless this session runs under refmalloc (``--refmalloc``)."""
+        from pyalloc import api
+
+        if not api.active():
+            pytest.skip("needs a session under refmalloc: run pytest with --refmalloc")
+
+    def stats(self) -> Any:
+        return self._require_active("stats").stats()
 
     def pages_written(self, obj: Any) -> Any:
-        from pyalloc.api import pages_written
-
-        return pages_written(obj)
+        return self._require_active("pages_written").pages_written(obj)
 
     def page_states(self, obj: Any) -> Any:
-        from pyalloc.api import page_states
-
-        return page_states(obj)
+        return self._require_active("page_states").page_states(obj)
 
     def env(
         self,
@@ -251,15 +359,13 @@ class RefmallocFixture:
         every process of the program into ``result.reports``; ``python_malloc`` defaults
         to whether ``args`` is a Python command.
         """
-        from pyalloc import reports
-
         if python_malloc is None:
             python_malloc = is_python_command(args)
         opts = dict(options or {})
         directory: Path | None = None
         if report:
-            directory = Path(tempfile.mkdtemp(prefix="run-", dir=self._tmp_dir))
-            opts["report"] = str(directory / "report-%p.json")
+            directory = report_dir(self._tmp_dir, prefix="run-")
+            opts["report"] = report_option(directory)
         run_env = self.env(base=env, python_malloc=python_malloc, **opts)
         completed = subprocess.run(
             list(args),
@@ -271,7 +377,7 @@ class RefmallocFixture:
         )
         collected: list[dict[str, Any]] = []
         if directory is not None:
-            collected, problems = reports.collect(directory, None)
+            collected, problems = collect_reports(directory, None)
             if problems:
                 raise RuntimeError("; ".join(problems))
             shutil.rmtree(directory, ignore_errors=True)
@@ -282,3 +388,305 @@ class RefmallocFixture:
 def refmalloc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RefmallocFixture]:
     """Run subprocesses under refmalloc and read the in-process counters."""
     yield RefmallocFixture(request.config, tmp_path)
+
+
+# --- pytest --refmalloc-check ----------------------------------------------------
+
+
+class _Recorder:
+    """In a child session: every test's outcome, written as JSON at the end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.results: dict[str, dict[str, str]] = {}
+
+    def _set(self, nodeid: str, outcome: str, text: str) -> None:
+        entry = self.results.setdefault(nodeid, {"outcome": "passed", "longrepr": ""})
+        if entry["outcome"] in ("passed", "skipped") or outcome == "error":
+            entry["outcome"] = outcome
+            entry["longrepr"] = text[-LONGREPR_LIMIT:]
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        progress = os.environ.get(PROGRESS_VAR)
+        if progress and report.when == "teardown":
+            with open(progress, "a", encoding="utf-8") as handle:
+                handle.write(report.nodeid + "\n")
+        text = report.longreprtext if report.outcome != "passed" else ""
+        if report.when == "call":
+            if hasattr(report, "wasxfail"):
+                outcome = "xfailed" if report.skipped else "xpassed"
+            else:
+                outcome = report.outcome
+            self._set(report.nodeid, outcome, text)
+        elif report.failed:
+            self._set(report.nodeid, "error", text)
+        elif report.skipped:
+            self._set(report.nodeid, "skipped", text)
+        else:
+            self.results.setdefault(report.nodeid, {"outcome": "passed", "longrepr": ""})
+
+    @pytest.hookimpl
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._set(f"collecting {report.nodeid or '.'}", "error", report.longreprtext)
+
+    @pytest.hookimpl
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        only = os.environ.get(ONLY_VAR)
+        if not only:
+            return
+        wanted = set(Path(only).read_text().splitlines())
+        keep = [item for item in items if item.nodeid in wanted]
+        dropped = [item for item in items if item.nodeid not in wanted]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        Path(self.path).write_text(json.dumps({"exit": int(exitstatus), "tests": self.results}))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = os.environ.get(RESULTS_VAR)
+    if path and not config.pluginmanager.has_plugin("refmalloc-check-recorder"):
+        config.pluginmanager.register(_Recorder(path), "refmalloc-check-recorder")
+
+
+@dataclass
+class _Session:
+    pattern: int
+    returncode: int
+    output: str
+    exit: int | None
+    tests: dict[str, dict[str, str]]
+
+
+#: Options of this plugin left out of the child sessions' command line (with a value).
+_PARENT_ONLY: Final = {
+    CHECK_OPTION: False,
+    "--refmalloc-pattern": True,
+    "--refmalloc-options": True,
+}
+
+
+def _child_args(config: pytest.Config) -> list[str]:
+    args = list(config.invocation_params.args)
+    out: list[str] = []
+    skip_value = False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _PARENT_ONLY:
+            skip_value = _PARENT_ONLY[name] and "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+class _SessionProgress:
+    """While the sessions run: how many tests each has finished, and the time.
+
+    On a terminal one status line is redrawn every second; elsewhere a line is printed
+    every PLAIN_PROGRESS_EVERY seconds and when a session ends.
+    """
+
+    def __init__(self, stream: IO[str], tag: str) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.tag = tag
+        self.start = time.monotonic()
+        self.last_line = self.start
+
+    def show(self, counts: Sequence[tuple[int, int, bool]], force: bool = False) -> None:
+        now = time.monotonic()
+        parts = [
+            f"0x{pattern:02x} " + (f"done, {_plural(n, 'test')}" if done else f"{n} done")
+            for pattern, n, done in counts
+        ]
+        what = "confirming" if self.tag == "c" else "sessions"
+        text = f"refmalloc check: {what} {'; '.join(parts)}; {now - self.start:.0f}s"
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{text}")
+        elif force or now - self.last_line >= PLAIN_PROGRESS_EVERY:
+            self.stream.write(text + "\n")
+            self.last_line = now
+        else:
+            return
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for _ in handle)
+    except OSError:
+        return 0
+
+
+def _run_sessions(
+    config: pytest.Config,
+    tmp: Path,
+    tag: str,
+    patterns: tuple[int, int],
+    options: Mapping[str, object],
+    only: Sequence[str] | None = None,
+) -> list[_Session]:
+    args = _child_args(config)
+    procs = []
+    for pattern in patterns:
+        label = f"{tag}-{pattern:02x}"
+        results = tmp / f"{label}.json"
+        progress = tmp / f"{label}.progress"
+        env = session_env({**options, "pattern": pattern})
+        env[RESULTS_VAR] = str(results)
+        env[PROGRESS_VAR] = str(progress)
+        env.setdefault("PYTHONHASHSEED", "0")
+        if only is not None:
+            listing = tmp / f"{label}.only"
+            listing.write_text("\n".join(only) + "\n")
+            env[ONLY_VAR] = str(listing)
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *args,
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp / label}",
+        ]
+        out = open(tmp / f"{label}.out", "w+b")  # noqa: SIM115 (closed below)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=config.invocation_params.dir,
+        )
+        procs.append((pattern, results, progress, out, proc))
+    shown = _SessionProgress(sys.stderr, tag)
+    try:
+        ended: set[int] = set()
+        while True:
+            before = len(ended)
+            ended |= {i for i, (*_, proc) in enumerate(procs) if proc.poll() is not None}
+            counts = [
+                (pattern, _count_lines(progress), i in ended)
+                for i, (pattern, _, progress, _, _) in enumerate(procs)
+            ]
+            # A plain line whenever a session ends.
+            shown.show(counts, force=len(ended) > before)
+            if len(ended) == len(procs):
+                break
+            time.sleep(1.0 if shown.tty else 0.2)
+    except BaseException:
+        for *_, proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        shown.close()
+    sessions = []
+    for pattern, results, _progress, out, proc in procs:
+        rc = proc.wait()
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+        out.close()
+        try:
+            data: dict[str, Any] = json.loads(results.read_text())
+        except (OSError, ValueError):
+            data = {"exit": None, "tests": {}}
+        sessions.append(_Session(pattern, rc, text, data.get("exit"), data.get("tests", {})))
+    return sessions
+
+
+def _outcome(session: _Session, nodeid: str) -> str:
+    entry = session.tests.get(nodeid)
+    return entry["outcome"] if entry else "not run"
+
+
+def _differing(a: _Session, b: _Session) -> list[str]:
+    ids = list(dict.fromkeys([*a.tests, *b.tests]))
+    return [n for n in ids if _outcome(a, n) != _outcome(b, n)]
+
+
+_BAD = ("failed", "error", "xpassed", "not run")
+
+
+def _report(a: _Session, b: _Session, confirmed: list[str], flaky: list[str], write: Any) -> None:
+    write(
+        f"\n{'=' * 20} refmalloc check: patterns 0x{a.pattern:02x} and 0x{b.pattern:02x} "
+        f"{'=' * 20}\n"
+    )
+    write(
+        f"session under 0x{a.pattern:02x}: {_plural(len(a.tests), 'test')}, exit "
+        f"{a.returncode}; under 0x{b.pattern:02x}: {_plural(len(b.tests), 'test')}, exit "
+        f"{b.returncode}\n"
+    )
+    if not confirmed:
+        write("no test's outcome depends on the pattern\n")
+    for nodeid in confirmed:
+        oa, ob = _outcome(a, nodeid), _outcome(b, nodeid)
+        failed = [f"0x{s.pattern:02x}" for s in (a, b) if _outcome(s, nodeid) in _BAD]
+        write(
+            f"PATTERN-DEPENDENT {nodeid}: {oa} under 0x{a.pattern:02x}, "
+            f"{ob} under 0x{b.pattern:02x}"
+            + (f" (fails under {' and '.join(failed)})" if failed else "")
+            + "\n"
+        )
+        for session in (a, b):
+            entry = session.tests.get(nodeid)
+            if entry and entry["longrepr"]:
+                write(f"--- failure under 0x{session.pattern:02x}:\n{entry['longrepr']}\n")
+    for nodeid in flaky:
+        write(f"flaky (outcome changed under the same pattern, not counted): {nodeid}\n")
+
+
+def _check_main(config: pytest.Config, options: dict[str, object]) -> int:
+    from pyalloc.check.runner import no_aslr
+
+    base = options.pop("pattern", DEFAULT_PATTERN)
+    assert isinstance(base, int)
+    patterns = (base, base ^ 0xFF)
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()
+    write = sys.stdout.write
+    with tempfile.TemporaryDirectory(prefix="refmalloc-pytest-check-") as name, no_aslr():
+        tmp = Path(name)
+        a, b = _run_sessions(config, tmp, "s", patterns, options)
+        for session in (a, b):
+            write(
+                f"{'-' * 20} session under 0x{session.pattern:02x} "
+                f"(exit {session.returncode}) {'-' * 20}\n"
+            )
+            write(session.output)
+        if a.exit is None or b.exit is None:
+            write("refmalloc check: a session under refmalloc did not finish\n")
+            return int(pytest.ExitCode.INTERNAL_ERROR)
+        differing = _differing(a, b)
+        confirmed: list[str] = []
+        flaky: list[str] = []
+        if differing:
+            ca, cb = _run_sessions(config, tmp, "c", patterns, options, only=differing)
+            for nodeid in differing:
+                same = _outcome(ca, nodeid) == _outcome(a, nodeid) and _outcome(
+                    cb, nodeid
+                ) == _outcome(b, nodeid)
+                (confirmed if same else flaky).append(nodeid)
+        _report(a, b, confirmed, flaky, write)
+    sys.stdout.flush()
+    if confirmed:
+        return int(pytest.ExitCode.TESTS_FAILED)
+    return max(a.returncode, b.returncode)

@@ -377,7 +377,8 @@ def render(summary: Summary, title: str = "refmalloc") -> str:
     rows.append(
         (
             "live refpage at exit",
-            f"{live['refpage_blocks']} blocks, {human(live['written_bytes'])} written of "
+            f"{live['refpage_blocks']} block{'' if live['refpage_blocks'] == 1 else 's'}, "
+            f"{human(live['written_bytes'])} written of "
             f"{human(live['eager_bytes'])}",
         )
     )

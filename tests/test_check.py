@@ -130,10 +130,55 @@ def test_aslr_is_off_so_printed_pointers_are_stable(lib):
     assert stdout.state == "same" and not stdout.excluded_lines
 
 
-def test_timeout_counts_as_status(lib):
+def test_every_run_timed_out_is_inconclusive_not_clean(lib):
+    """Nothing was observed: a status that is only "killed at the timeout" proves nothing
+    (this said clean, exit 0, before)."""
     result = _sh(lib, "sleep 5", timeout=0.3)
-    assert result.verdict == 0
+    assert result.verdict == 3
     assert all(r.status.timed_out for r in result.runs)
+    assert any("every run timed out" in note for note in result.notes)
+    cp = _cli(lib, "--timeout", "0.3", "--", "sleep", "5")
+    assert cp.returncode == 3, cp.stdout + cp.stderr
+    assert "verdict: inconclusive: every run timed out" in cp.stdout
+
+
+def test_timeout_counts_as_status_when_output_was_seen(lib):
+    result = _sh(lib, "echo started; sleep 5", timeout=0.5)
+    assert all(r.status.timed_out for r in result.runs)
+    assert result.verdict == 0
+
+
+def test_output_never_written_is_reported_absent(lib, tmp_path):
+    cp = _cli(lib, "--output", "never.txt", "--output", "outdir", "--", "true", cwd=tmp_path)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "note: --output never.txt: absent in every run (no run wrote it)" in cp.stdout
+    assert "note: --output outdir: absent in every run" in cp.stdout
+    written = _cli(lib, "--output", "out.txt", "--", "sh", "-c", "echo x > out.txt", cwd=tmp_path)
+    assert written.returncode == 0, written.stdout
+    assert "absent" not in written.stdout and "out.txt: same, 2 bytes compared" in written.stdout
+
+
+def test_progress_lines_on_stderr_unless_quiet(lib):
+    cp = _cli(lib, "--", "true")
+    assert cp.returncode == 0, cp.stderr
+    lines = cp.stderr.splitlines()
+    for label in ("A1", "B1", "A2"):
+        assert any(ln.startswith(f"refmalloc check: run {label} started (") for ln in lines)
+        assert any(ln.startswith(f"refmalloc check: run {label}: exit 0 in ") for ln in lines)
+    assert "\x1b[K" not in cp.stderr  # no status line drawing when stderr is no terminal
+    quiet = _cli(lib, "--quiet", "--", "true")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_usage_line_and_messages(lib):
+    cp = _cli(lib, "--help")
+    assert "Usage: refmalloc check [OPTIONS] -- COMMAND [ARGS]..." in cp.stdout
+    assert "[default: 0xaa]" in cp.stdout and "FLOAT RANGE" not in cp.stdout
+    assert "--use-after-free" in cp.stdout and "--free-pattern" not in cp.stdout
+    bad = _cli(lib, "--timeout", "abc", "--", "true")
+    assert bad.returncode == 2 and "'abc' is not a number of seconds" in bad.stderr
+    zero = _cli(lib, "--timeout", "0", "--", "true")
+    assert zero.returncode == 2 and "not a positive, finite number of seconds" in zero.stderr
 
 
 # --- pieces -----------------------------------------------------------------

@@ -39,7 +39,7 @@ def _pytest(lib, tmp_path, *args):
     for var in ("LD_PRELOAD", "REFMALLOC_OPTIONS", "PYTHONMALLOC"):
         env.pop(var, None)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "pyalloc.pytest_check", *args],
+        [sys.executable, "-m", "pytest", "-p", "pyalloc.pytest_plugin", *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -68,3 +68,33 @@ def test_clean_session_keeps_its_exit_status(lib, tmp_path):
     cp = _pytest(lib, tmp_path, "--refmalloc-check", "-q", "test_ok.py")
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert "no test's outcome depends on the pattern" in cp.stdout
+
+
+def test_pattern_option_sets_the_baseline_and_each_session_is_shown(lib, tmp_path):
+    """--refmalloc-pattern was ignored by --refmalloc-check, only the first session's
+    output was shown, and nothing was said while the sessions ran."""
+    (tmp_path / "test_demo.py").write_text(TESTS)
+    cp = _pytest(
+        lib, tmp_path, "--refmalloc-check", "--refmalloc-pattern", "0x01",
+        "--refmalloc-options", "threshold=64k", "-q", "test_demo.py",
+    )  # fmt: skip
+    out = cp.stdout
+    assert cp.returncode == 1, out + cp.stderr
+    # 0x01 (odd) fails the flag test, its complement 0xfe passes it.
+    assert (
+        "PATTERN-DEPENDENT test_demo.py::test_reads_fresh_memory: failed under 0x01, "
+        "passed under 0xfe (fails under 0x01)" in out
+    ), out
+    assert "-- session under 0x01 (exit 1) --" in out
+    assert "-- session under 0xfe (exit 1) --" in out
+    assert "session under 0x01: 3 tests, exit 1; under 0xfe: 3 tests, exit 1" in out
+    # Progress on stderr (no terminal: plain lines), one when the first session ends.
+    assert "refmalloc check: sessions 0x01 " in cp.stderr, cp.stderr
+    assert "\x1b[K" not in cp.stderr
+
+
+def test_one_test_is_singular(lib, tmp_path):
+    (tmp_path / "test_ok.py").write_text("def test_a():\n    pass\n")
+    cp = _pytest(lib, tmp_path, "--refmalloc-check", "-q", "test_ok.py")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "session under 0xaa: 1 test, exit 0; under 0x55: 1 test, exit 0" in cp.stdout

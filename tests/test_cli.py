@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from rmhelpers import STACKED
+from rmhelpers import REPO, STACKED
 
 import pyalloc
 from pyalloc.cli import main
@@ -686,3 +686,72 @@ def test_run_report_not_overwritten_if_created_meanwhile(tmp_path: Path) -> None
     kept = err.rsplit("kept in ", 1)[1].strip()
     assert json.loads((Path(kept) / os.listdir(kept)[0]).read_text())["pid"] > 0
     shutil.rmtree(kept)
+
+
+HEAVY_MODULES = (
+    "numpy",
+    "cffi",
+    "ctypes",
+    "json",
+    "importlib.metadata",
+    "concurrent.futures",
+    "subprocess",
+    "tempfile",
+    "pyalloc.api",
+    "pyalloc.reports",
+    "pyalloc.check",
+    "pyalloc.commands.check",
+    "pyalloc.commands.run",
+    "pyalloc.commands.report",
+)
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))"
+    cp = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+        cwd=REPO, env=clean_env(),
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    return set(cp.stdout.split())
+
+
+def test_importing_the_cli_imports_no_heavy_module():
+    """`import pyalloc.cli` (208 ms before: every command, the check machinery and
+    importlib.metadata) loads click and nothing heavy; commands load when they run."""
+    # What the interpreter loads on its own (site, .pth files) does not count.
+    loaded = _modules_after("import pyalloc.cli") - _modules_after("pass")
+    assert "click" in loaded
+    assert sorted(m for m in HEAVY_MODULES if m in loaded) == []
+
+
+def test_run_true_imports_neither_numpy_cffi_nor_check():
+    code = (
+        "import pyalloc.cli\n"
+        "try:\n"
+        "    pyalloc.cli.main(['run', '--', 'true'], prog_name='refmalloc')\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+    )
+    loaded = _modules_after(code) - _modules_after("pass")
+    assert "pyalloc.commands.run" in loaded
+    heavy = ("numpy", "cffi", "pyalloc.api", "pyalloc.reports", "pyalloc.check")
+    assert sorted(m for m in heavy if m in loaded) == []
+
+
+def test_summary_says_one_block_not_one_blocks():
+    from pyalloc import reports
+
+    proc = {
+        "pid": 1, "pattern": 0xAA, "free_pattern": None, "threshold": 131072,
+        "page_size": os.sysconf("SC_PAGE_SIZE"),
+        "stats": {}, "live_blocks": [{
+            "start": 0, "size": 1 << 20, "usable": 1 << 20, "pages": 256,
+            "pages_written": 1, "kind": "refpage",
+        }], "freed_blocks": [],
+    }  # fmt: skip
+    try:
+        text = reports.render(reports.summarize([proc]))
+    except (KeyError, TypeError, ValueError) as exc:  # the report schema moved on
+        pytest.fail(f"minimal report no longer accepted: {exc!r}")
+    assert "1 block," in text and "1 blocks" not in text

@@ -177,3 +177,57 @@ def test_fixture_runs_subprocesses(refmalloc: RefmallocFixture) -> None:
     env = refmalloc.env(threshold="64k")
     assert env["LD_PRELOAD"].split(":")[0] == refmalloc.lib_path
     assert "threshold=64k" in env["REFMALLOC_OPTIONS"]
+
+
+def test_pattern_or_options_without_a_refmalloc_session_is_a_usage_error(project: Path) -> None:
+    """Before, --refmalloc-pattern alone was silently ignored for the session."""
+    for args in (["--refmalloc-pattern", "0x5c"], ["--refmalloc-options=cache=0"]):
+        result = inner_pytest(project, *args, "-k", "fixture")
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert "applies to a session run under refmalloc: add --refmalloc" in result.stderr
+    both = inner_pytest(project, "--refmalloc", "--refmalloc-check")
+    assert both.returncode == 4 and "choose one" in both.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("threshold=abc", "--refmalloc-options threshold=abc: invalid size 'abc'"),
+        ("pattern=0x1ff", "--refmalloc-options pattern=0x1ff: invalid byte '0x1ff'"),
+        ("max_chunk=1k", "--refmalloc-options max_chunk=1k: '1k' is out of range"),
+        ("refpages=maybe", "--refmalloc-options refpages=maybe: 'maybe' is not a valid boolean"),
+        ("cahce=0", "--refmalloc-options: unknown key 'cahce'; known keys: "),
+    ],
+)
+def test_bad_options_are_usage_errors(project: Path, options: str, message: str) -> None:
+    """Checked as `refmalloc run` checks them; before, only the library warned, per process."""
+    result = inner_pytest(project, "--refmalloc", "--refmalloc-options", options)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert message in result.stderr
+
+
+def test_fixture_outside_refmalloc_skips_with_a_reason(project: Path) -> None:
+    (project / "test_stats.py").write_text(
+        "def test_stats(refmalloc):\n    assert refmalloc.stats().small_allocs > 0\n\n\n"
+        "def test_require(refmalloc):\n    refmalloc.require()\n    assert refmalloc.active\n"
+    )
+    result = inner_pytest(project, "-rs", "test_stats.py", "-p", "no:cacheprovider")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 skipped" in outcome(result)
+    assert "needs a session under refmalloc: run pytest with --refmalloc" in result.stdout
+    under = inner_pytest(project, "--refmalloc", "test_stats.py", "-p", "no:cacheprovider")
+    assert under.returncode == 0 and "2 passed" in outcome(under), under.stdout
+    assert "refmalloc.stats() reads this test process's refmalloc" in result.stdout
+    assert "run pytest with --refmalloc" in result.stdout
+
+
+def test_refmalloc_session_ends_with_a_summary(project: Path) -> None:
+    result = inner_pytest(project, "--refmalloc", "-k", "numpy", "-p", "no:cacheprovider")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "refmalloc summary" in out
+    for row in ("refpage blocks", "refpage pages written", "eager memset would write",
+                "fallbacks"):  # fmt: skip
+        assert row in out, out
+    plain = inner_pytest(project, "-k", "numpy", "-p", "no:cacheprovider")
+    assert "refmalloc summary" not in plain.stdout

@@ -91,6 +91,13 @@ def test_not_loaded_is_a_clear_error() -> None:
         assert "refmalloc run" in line
 
 
+def test_version_outside_refmalloc_is_pyalloc_version() -> None:
+    """pyalloc.version() raised NotLoadedError outside refmalloc before."""
+    out = ok(python("import pyalloc\nprint(pyalloc.version(), pyalloc.__version__)", preload=None))
+    got, package = out.split()
+    assert got == package
+
+
 def test_loaded_but_not_preloaded(lib: str) -> None:
     """dlopen'ed after start-up, the library does not serve malloc: not active, and said so."""
     out = ok(

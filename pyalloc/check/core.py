@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyalloc.check import locate as loc
 from pyalloc.check.compare import ObservableResult, compare_runs
-from pyalloc.check.runner import Runner, RunResult, RunSpec, no_aslr
+from pyalloc.check.runner import ProgressFn, Runner, RunResult, RunSpec, no_aslr, stop_on_signals
 from pyalloc.inject import is_python_command
 
 CLEAN, DEPENDENCE, INCONCLUSIVE = 0, 1, 3
@@ -37,6 +37,8 @@ class CheckConfig:
     env: Mapping[str, str] | None = None
     #: Extra REFMALLOC_OPTIONS for every run (threshold, ...).
     options: Mapping[str, object] = field(default_factory=dict)
+    #: Called as each run starts and ends (see :class:`pyalloc.check.runner.Runner`).
+    progress: ProgressFn | None = None
 
     @property
     def other_pattern(self) -> int:
@@ -108,14 +110,25 @@ def _compare(
     )
 
 
-def _deterministic_left(observables: Sequence[ObservableResult]) -> bool:
+def _deterministic_left(observables: Sequence[ObservableResult], all_timed_out: bool) -> bool:
     status = observables[0]
     if status.state == "excluded":
         return False
     content = [o for o in observables[1:] if o.state != "absent"]
     if not content:
-        return True
+        # A status is an observation, unless every run was killed at the timeout.
+        return not all_timed_out
     return any(o.state != "excluded" for o in content)
+
+
+def _absent_outputs(outputs: Sequence[str], observables: Sequence[ObservableResult]) -> list[str]:
+    """The --output paths that no run wrote (no file, or an empty directory, each time)."""
+    seen = [o.name for o in observables if o.state != "absent"]
+    return [
+        name
+        for name in outputs
+        if not any(s == name or s.startswith(name.rstrip("/") + "/") for s in seen)
+    ]
 
 
 def run_check(config: CheckConfig) -> CheckResult:
@@ -133,6 +146,7 @@ def run_check(config: CheckConfig) -> CheckResult:
         timeout=config.timeout,
         cwd=config.cwd,
         jobs=config.jobs,
+        progress=config.progress,
     )
     pa, pb = config.pattern, config.other_pattern
     common: dict[str, object] = dict(config.options)
@@ -149,7 +163,11 @@ def run_check(config: CheckConfig) -> CheckResult:
         return RunSpec(label, {**common, "pattern": pa, **extra})
 
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="refmalloc-check-") as tmp, no_aslr() as aslr_off:
+    with (
+        stop_on_signals(runner),
+        tempfile.TemporaryDirectory(prefix="refmalloc-check-") as tmp,
+        no_aslr() as aslr_off,
+    ):
         if not aslr_off:
             notes.append("address-space randomisation could not be turned off")
         sites_dir = Path(tmp, "sites")
@@ -189,9 +207,17 @@ def run_check(config: CheckConfig) -> CheckResult:
                 seen = {o.name for o in new.differences}
                 new.unconfirmed = [o.name for o in old.differences if o.name not in seen]
         differs = any(c.differences for c in comparisons)
+        all_timed_out = all(r.status.timed_out for r in results)
+        if all_timed_out:
+            notes.append(
+                f"every run timed out (--timeout {config.timeout:g}s): the exit status "
+                "tells nothing"
+            )
+        for name in _absent_outputs(config.outputs, comparisons[0].observables):
+            notes.append(f"--output {name}: absent in every run (no run wrote it)")
         if differs:
             verdict = DEPENDENCE
-        elif _deterministic_left(comparisons[0].observables):
+        elif _deterministic_left(comparisons[0].observables, all_timed_out):
             verdict = CLEAN
         else:
             verdict = INCONCLUSIVE

@@ -134,6 +134,8 @@ def render_text(result: CheckResult) -> str:
         3: "inconclusive: the program is nondeterministic on its own and nothing "
         "deterministic is left to compare",
     }[result.verdict]
+    if result.verdict == 3 and result.runs and all(r.status.timed_out for r in result.runs):
+        verdict = "inconclusive: every run timed out and nothing else was observed"
     lines.append(f"verdict: {verdict} (exit {result.verdict})")
     return "\n".join(lines) + "\n"
 

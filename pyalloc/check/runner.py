@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -124,6 +124,18 @@ class CannotStart(Exception):
     """The command could not be started at all (not found, not executable)."""
 
 
+class Interrupted(Exception):
+    """The check was stopped by a signal (SIGINT, SIGTERM); every run was killed."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+#: Progress events: ("start" | "end", the run's label, its result at "end" or None).
+ProgressFn = Callable[[str, "RunSpec", "RunResult | None"], None]
+
+
 @dataclass
 class Runner:
     """Runs ``argv`` under librefmalloc.so with per-run REFMALLOC_OPTIONS."""
@@ -137,8 +149,30 @@ class Runner:
     timeout: float | None = None
     cwd: str | None = None
     jobs: int = 2
+    #: Called as each run starts and ends (from the thread that runs it).
+    progress: ProgressFn | None = None
     runs_done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Runs started and not reaped yet, killed by :meth:`cancel`.
+    _live: set[subprocess.Popen[bytes]] = field(default_factory=set)
+    #: The signal that cancelled the check, once :meth:`cancel` was called.
+    cancelled: int | None = None
+
+    def cancel(self, signum: int) -> None:
+        """Kill every live run (and its process group); later runs do not start.
+
+        Safe in a signal handler: it takes no lock. A run being started concurrently
+        either is in the snapshot taken here, or sees ``cancelled`` once registered.
+        """
+        if self.cancelled is None:
+            self.cancelled = signum
+        for proc in list(self._live):
+            if proc.returncode is None:
+                _kill_group(proc)
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled is not None:
+            raise Interrupted(self.cancelled)
 
     def env_for(self, spec: RunSpec) -> dict[str, str]:
         return child_env(
@@ -157,7 +191,10 @@ class Runner:
         return files
 
     def run(self, spec: RunSpec) -> RunResult:
+        self._check_cancelled()
         env = self.env_for(spec)
+        if self.progress is not None:
+            self.progress("start", spec, None)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             start = time.monotonic()
             try:
@@ -172,8 +209,11 @@ class Runner:
                 )
             except OSError as exc:
                 raise CannotStart(f"cannot run {self.argv[0]}: {exc.strerror or exc}") from exc
+            self._live.add(proc)
             status = Status()
             try:
+                if self.cancelled is not None:  # cancelled while it started
+                    _kill_group(proc)
                 proc.communicate(self.stdin, timeout=self.timeout)
             except subprocess.TimeoutExpired:
                 status.timed_out = True
@@ -183,6 +223,9 @@ class Runner:
                 _kill_group(proc)
                 proc.wait()
                 raise
+            finally:
+                self._live.discard(proc)
+            self._check_cancelled()
             elapsed = time.monotonic() - start
             if not status.timed_out:
                 if proc.returncode < 0:
@@ -195,6 +238,8 @@ class Runner:
         result.files = self._collect_outputs()
         with self._lock:
             self.runs_done += 1
+        if self.progress is not None:
+            self.progress("end", spec, result)
         return result
 
     def run_all(self, specs: Sequence[RunSpec]) -> list[RunResult]:
@@ -205,7 +250,41 @@ class Runner:
         if self.outputs or self.jobs <= 1 or len(specs) <= 1:
             return [self.run(spec) for spec in specs]
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(specs))) as pool:
-            return list(pool.map(self.run, specs))
+            try:
+                return list(pool.map(self.run, specs))
+            except BaseException:
+                # Leaving the block waits for the threads: their runs must end first.
+                self.cancel(self.cancelled or signal.SIGTERM)
+                raise
+
+
+@contextmanager
+def stop_on_signals(runner: Runner) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM cancel ``runner`` (every run is killed
+    and reaped) and the block ends with :class:`Interrupted`.
+
+    The runs have process groups of their own, so a terminal's Ctrl-C reaches only
+    this process; the handler passes the stop on. Outside the main thread, where no
+    handler can be set, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    saved = {sig: signal.getsignal(sig) for sig in signals}
+
+    def handler(signum: int, frame: object) -> None:
+        runner.cancel(signum)
+
+    try:
+        for sig in signals:
+            signal.signal(sig, handler)
+        yield
+        # A signal after the last run: the check is stopped all the same.
+        runner._check_cancelled()
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 def _read(path: Path) -> bytes | None:

@@ -4,21 +4,111 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import threading
+import time
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from pyalloc.check import USAGE_ERROR, CheckConfig, run_check
-from pyalloc.check.report import render_json, render_text
-from pyalloc.check.runner import CannotStart
 from pyalloc.library import lib_path
 from pyalloc.options import BYTE, THRESHOLD
+
+if TYPE_CHECKING:
+    from pyalloc.check.runner import RunResult, RunSpec
+
+#: Exit status of a usage or other error of check itself (pyalloc.check.USAGE_ERROR).
+USAGE_ERROR = 2
 
 
 class CheckError(click.ClickException):
     """Any error of check itself: exit 2, never 1 (which means "dependence found")."""
 
     exit_code = USAGE_ERROR
+
+
+class Seconds(click.ParamType):
+    """A positive number of seconds."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not number > 0 or number != number or number == float("inf"):
+            self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
+        return number
+
+
+class Progress:
+    """Which runs are going and the time elapsed, on stderr.
+
+    On a terminal one status line is redrawn in place (and every half second, for the
+    clock); elsewhere each run's start and end is a line of its own.
+    """
+
+    def __init__(self, stream: IO[str], tty: bool) -> None:
+        self.stream = stream
+        self.tty = tty
+        self.start = time.monotonic()
+        self.running: list[str] = []
+        self.done = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if tty:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self.start:.1f}s"
+
+    def _draw(self) -> None:
+        going = ", ".join(self.running) if self.running else "comparing"
+        self.stream.write(
+            f"\r\x1b[Krefmalloc check: running {going}; {self.done} done; {self._elapsed()}"
+        )
+        self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                self._draw()
+
+    def __call__(self, event: str, spec: RunSpec, result: RunResult | None) -> None:
+        with self._lock:
+            if event == "start":
+                self.running.append(spec.label)
+                line = f"refmalloc check: run {spec.label} started ({self._elapsed()})"
+            else:
+                if spec.label in self.running:
+                    self.running.remove(spec.label)
+                self.done += 1
+                what = result.status.describe() if result is not None else "ended"
+                seconds = f" in {result.seconds:.2f}s" if result is not None else ""
+                line = f"refmalloc check: run {spec.label}: {what}{seconds} ({self._elapsed()})"
+            if self.tty:
+                self._draw()
+            else:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self._lock:
+            if self.tty:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
 
 
 @click.command(
@@ -35,11 +125,19 @@ class CheckError(click.ClickException):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
-    "--free-pattern",
+    "--use-after-free",
+    "free_pattern",
     is_flag=True,
-    help="Also fill freed blocks, with two patterns, and report behaviour that "
+    help="Also fill freed blocks, with two free patterns, and report behaviour that "
     "depends on freed memory (use after free) as its own finding; in the second "
     "pattern's runs freed large blocks fault until reused (free_guard=1).",
+)
+@click.option(
+    "--free-pattern",
+    "free_pattern_alias",
+    is_flag=True,
+    hidden=True,
+    help="Old name of --use-after-free.",
 )
 @click.option(
     "--locate",
@@ -50,11 +148,18 @@ class CheckError(click.ClickException):
 @click.option(
     "--pattern",
     type=BYTE,
-    default=0xAA,
-    show_default="0xaa",
-    help="Baseline pattern; the other run uses its complement, so every bit differs.",
+    metavar="BYTE",
+    default="0xaa",
+    show_default=True,
+    help="Baseline pattern, 0x00-0xff or 0-255; the other runs use its complement, so "
+    "every bit differs.",
 )
-@click.option("--threshold", type=THRESHOLD, help="REFMALLOC_OPTIONS threshold for every run.")
+@click.option(
+    "--threshold",
+    type=THRESHOLD,
+    metavar="SIZE",
+    help="REFMALLOC_OPTIONS threshold for every run (bytes, optional k/m/g/t suffix).",
+)
 @click.option(
     "--stdin",
     "stdin_path",
@@ -64,29 +169,39 @@ class CheckError(click.ClickException):
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds before a run is killed (a timeout counts as its exit status).",
+    type=Seconds(),
+    metavar="SECONDS",
+    help="Seconds before a run is killed (a timeout counts as its exit status; when "
+    "every run times out and nothing else is seen, the verdict is inconclusive).",
 )
 @click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
+    metavar="N",
     default=4,
     show_default=True,
     help="Runs started at once. A round has 3 or 4 runs; starting them together "
     "lets the kernel share the cores among them (1 runs them one by one).",
 )
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress on stderr (which run is going, the time)."
+)
+@click.argument(
+    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARGS]..."
+)
 def check_command(
     outputs: tuple[str, ...],
     as_json: bool,
     free_pattern: bool,
+    free_pattern_alias: bool,
     locate: bool,
     pattern: int,
     threshold: int | None,
     stdin_path: str | None,
     timeout: float | None,
     jobs: int,
+    quiet: bool,
     command: tuple[str, ...],
 ) -> None:
     """Does COMMAND's behaviour depend on uninitialized heap memory?
@@ -105,8 +220,14 @@ def check_command(
     \b
         refmalloc check -- ./prog input.txt
         refmalloc check --locate --output out.bin -- ./prog -o out.bin
-        refmalloc check --json --free-pattern -- python3 script.py
+        refmalloc check --json --use-after-free -- python3 script.py
+
+    Ctrl-C or SIGTERM stops the check: every run is killed, exit 130 or 143.
     """
+    from pyalloc.check import CheckConfig, run_check
+    from pyalloc.check.report import render_json, render_text
+    from pyalloc.check.runner import CannotStart, Interrupted
+
     try:
         lib = lib_path()
     except FileNotFoundError as exc:
@@ -128,21 +249,31 @@ def check_command(
     options: dict[str, object] = {}
     if threshold is not None:
         options["threshold"] = threshold
+    progress = None if quiet else Progress(sys.stderr, sys.stderr.isatty())
     config = CheckConfig(
         argv=command,
         lib=lib,
         pattern=pattern,
-        free_pattern=free_pattern,
+        free_pattern=free_pattern or free_pattern_alias,
         locate=locate,
         outputs=outputs,
         stdin=stdin,
         timeout=timeout,
         jobs=jobs,
         options=options,
+        progress=progress,
     )
     try:
-        result = run_check(config)
+        try:
+            result = run_check(config)
+        finally:
+            if progress is not None:
+                progress.close()
     except CannotStart as exc:
         raise CheckError(str(exc)) from exc
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        click.echo(f"refmalloc check: stopped by {name}; every run was killed", err=True)
+        sys.exit(128 + exc.signum)
     click.echo(render_json(result) if as_json else render_text(result), nl=False)
     sys.exit(result.verdict)

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from pyalloc import backends
 from pyalloc.inject import child_env, is_python_command
 from pyalloc.mte import unavailable_reason as mte_unavailable_reason
 from pyalloc.options import KNOWN_KEYS, click_options
+from pyalloc.rerun import collect_reports, report_dir, report_option
 
 #: refmalloc itself failed (library missing, unusable environment), as for env(1).
 EXIT_INTERNAL = 125
@@ -126,17 +126,6 @@ def start_program(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[
         return EXIT_CANNOT_EXECUTE
 
 
-def _report_dir() -> Path:
-    directory = Path(tempfile.mkdtemp(prefix="refmalloc-run-"))
-    if "," in str(directory):
-        shutil.rmtree(directory, ignore_errors=True)
-        raise ValueError(
-            f"temporary directory {directory} contains a comma, which REFMALLOC_OPTIONS "
-            "cannot carry: set TMPDIR to another directory"
-        )
-    return directory
-
-
 def _deliver_reports(
     directory: Path,
     command: Sequence[str],
@@ -148,7 +137,7 @@ def _deliver_reports(
     """Gather the per-process reports of a run; write --report, print --summary."""
     from pyalloc import reports  # numpy: only when reports are asked for
 
-    processes, problems = reports.collect(directory, pid)
+    processes, problems = collect_reports(directory, pid)
     for problem in problems:
         _error(f"warning: {problem}")
     keep = False
@@ -262,8 +251,8 @@ def run_command(
     directory: Path | None = None
     try:
         if report is not None or summary:
-            directory = _report_dir()
-            options["report"] = str(directory / "report-%p.json")
+            directory = report_dir()
+            options["report"] = report_option(directory)
         env = child_env(
             options,
             backend=backend or None,
