@@ -85,8 +85,11 @@ def build_library(build: Path) -> Path:
     cmake/aarch64-linux-gnu.cmake into `build`. Returns the library."""
     toolchain = REPO / "cmake" / "aarch64-linux-gnu.cmake"
     need_tool(CC, "gcc-aarch64-linux-gnu libc6-dev-arm64-cross")
-    run_tool(["cmake", "-S", str(REPO), "-B", str(build), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}"],
-         "cmake configure (arm64)")
+    run_tool(
+        ["cmake", "-S", str(REPO), "-B", str(build), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
+         "-DREFMALLOC_WERROR=ON"],
+        "cmake configure (arm64)",
+    )
     run_tool(["cmake", "--build", str(build)], "cmake build (arm64)")
     return build / "librefmalloc.so"
 
