@@ -108,12 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = [c for c in CONFIGS if c.name in names]
     else:
         configs = list(CONFIGS)
-    reps = args.reps if args.reps is not None else (1 if args.quick else 3)
-    if reps < 1:
-        print("bench: --reps must be at least 1", file=err)
-        return 2
-    if shutil.which(programs.CC) is None:
-        print(f"bench: {programs.CC} not found; it compiles the workloads", file=err)
+    reps = _reps(args)
+    if reps is None:
         return 2
     lib = None
     try:
@@ -138,6 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _output(args, result, command, save=True)
 
 
+def _reps(args: argparse.Namespace) -> int | None:
+    """The repetitions asked for, or None (said on stderr) when the run cannot start."""
+    reps = args.reps if args.reps is not None else (1 if args.quick else 3)
+    if reps < 1:
+        print("bench: --reps must be at least 1", file=sys.stderr)
+        return None
+    if shutil.which(programs.CC) is None:
+        print(f"bench: {programs.CC} not found; it compiles the programs", file=sys.stderr)
+        return None
+    return reps
+
+
 def _command(argv: Sequence[str] | None) -> str:
     words = list(argv if argv is not None else sys.argv[1:])
     return "python -m bench" + (" " + shlex.join(words) if words else "")
@@ -152,12 +160,8 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             file=err,
         )
         return 2
-    reps = args.reps if args.reps is not None else (1 if args.quick else 3)
-    if reps < 1:
-        print("bench: --reps must be at least 1", file=err)
-        return 2
-    if shutil.which(programs.CC) is None:
-        print(f"bench: {programs.CC} not found; it compiles the sweep program", file=err)
+    reps = _reps(args)
+    if reps is None:
         return 2
     try:
         lib = find_lib(args.lib)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from bench import programs
 from bench.configs import BY_NAME, Config, config_env, describe_env
 from bench.report import _num, _table
 from bench.runner import Measurement, run_c
-from bench.suite import Progress
+from bench.suite import Progress, host_meta
 from bench.workloads import KiB, MiB, _size
 
 MODES = ("reuse", "live")
@@ -182,13 +181,7 @@ def run(
         "plan": dataclasses.asdict(plan),
         "cache_dir": str(cache),
         "compiler": programs.compiler_id(),
-        "host": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_start": list(load[0]),
-            "loadavg_end": list(load[-1]),
-        },
+        "host": host_meta(load),
     }
     return SweepResult(meta, plan, measurements)
 
