@@ -11,8 +11,8 @@ Modules: :mod:`bench.configs` (the allocators and how to load them),
 programs, compiled into a cache), :mod:`bench.runner` (one measurement),
 :mod:`bench.suite` (the plan and the run), :mod:`bench.summary` (medians,
 ratios, targets), :mod:`bench.report` (tables), :mod:`bench.plots` (PNG),
-:mod:`bench.cli` (the command line). ``bench/core.py`` is the earlier quick
-measure with the threshold sweep, kept as a script.
+:mod:`bench.sweep` (the threshold sweep, ``python -m bench --sweep``),
+:mod:`bench.cli` (the command line).
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import plots, programs, report, suite, summary
-from bench.configs import BASELINE, BY_NAME, CONFIGS
-from bench.core import BenchError, find_lib
+from bench import plots, programs, report, suite, summary, sweep
+from bench.configs import BASELINE, BY_NAME, CONFIGS, find_lib
 from bench.workloads import build_workloads, select
 
 DEFAULT_OUT = programs.BENCH_DIR / "results"
@@ -29,6 +28,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="small sizes, 1 repetition (under 2 minutes)"
     )
     p.add_argument("--reps", type=int, help="repetitions (default 3; --quick 1)")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="run the threshold sweep instead of the suite: for blocks of 16 KiB to 1 MiB, "
+        "refmalloc's reference pages (threshold=<size>) against its small path "
+        "(threshold=1g: next allocator + memset) and glibc, blocks reused and kept live; "
+        "prints the crossover size and writes sweep.md and sweep.json to --out "
+        "(--quick: 4 sizes, 200 blocks, seconds)",
+    )
     p.add_argument(
         "--configs",
         metavar="LIST",
@@ -66,6 +74,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     err = sys.stderr
+    if args.sweep:
+        return _sweep(args, argv)
     workloads = build_workloads(args.quick)
     if args.list:
         for w in workloads:
@@ -98,17 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = [c for c in CONFIGS if c.name in names]
     else:
         configs = list(CONFIGS)
-    reps = args.reps if args.reps is not None else (1 if args.quick else 3)
-    if reps < 1:
-        print("bench: --reps must be at least 1", file=err)
-        return 2
-    if shutil.which(programs.CC) is None:
-        print(f"bench: {programs.CC} not found; it compiles the workloads", file=err)
+    reps = _reps(args)
+    if reps is None:
         return 2
     lib = None
     try:
         lib = find_lib(args.lib)
-    except BenchError as exc:
+    except FileNotFoundError as exc:
         print(f"bench: {exc}; the refmalloc configurations are skipped", file=err)
     try:
         result = suite.run(
@@ -122,14 +128,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (programs.BuildError, RuntimeError) as exc:
         print(f"bench: {exc}", file=err)
         return 2
-    command = "python -m bench" + (
-        " " + shlex.join(argv if argv is not None else sys.argv[1:])
-        if (argv if argv is not None else sys.argv[1:])
-        else ""
-    )
+    command = _command(argv)
     result.meta["command"] = command
     result.meta["quick"] = args.quick
     return _output(args, result, command, save=True)
+
+
+def _reps(args: argparse.Namespace) -> int | None:
+    """The repetitions asked for, or None (said on stderr) when the run cannot start."""
+    reps = args.reps if args.reps is not None else (1 if args.quick else 3)
+    if reps < 1:
+        print("bench: --reps must be at least 1", file=sys.stderr)
+        return None
+    if shutil.which(programs.CC) is None:
+        print(f"bench: {programs.CC} not found; it compiles the programs", file=sys.stderr)
+        return None
+    return reps
+
+
+def _command(argv: Sequence[str] | None) -> str:
+    words = list(argv if argv is not None else sys.argv[1:])
+    return "python -m bench" + (" " + shlex.join(words) if words else "")
+
+
+def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    err = sys.stderr
+    if args.configs or args.workloads or args.from_json or args.list:
+        print(
+            "bench: --sweep has its own program and configurations: "
+            "--configs, --workloads, --from-json and --list do not apply",
+            file=err,
+        )
+        return 2
+    reps = _reps(args)
+    if reps is None:
+        return 2
+    try:
+        lib = find_lib(args.lib)
+        result = sweep.run(
+            lib,
+            quick=args.quick,
+            reps=reps,
+            cache=Path(args.cache_dir) if args.cache_dir else None,
+            progress=not args.no_progress,
+        )
+    except (FileNotFoundError, programs.BuildError) as exc:
+        print(f"bench: {exc}", file=err)
+        return 2
+    command = _command(argv)
+    result.meta["command"] = command
+    text = sweep.render(result, command)
+    print(text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.md").write_text(text)
+    blob = json.dumps(sweep.to_json(result), indent=1, default=str) + "\n"
+    (out / "sweep.json").write_text(blob)
+    if args.json:
+        Path(args.json).write_text(blob)
+    print(f"bench: results in {out}/sweep.json and {out}/sweep.md", file=err)
+    return 1 if any(m.error for m in result.measurements) else 0
 
 
 def _output(args: argparse.Namespace, result: suite.RunResult, command: str, save: bool) -> int:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import importlib
 import os
 import subprocess
 from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
 
 PERTURB = 170  # MALLOC_PERTURB_: glibc fills fresh blocks with 170 ^ 0xff = 0x55
 
@@ -194,3 +197,28 @@ def describe_env(config: Config) -> str:
         parts.append("LD_PRELOAD=" + " ".join(k for k in config.preload))
     parts += [f"{k}={v}" for k, v in config.env]
     return " ".join(parts) or "no preload"
+
+
+def find_lib(cli_path: str | None = None) -> Path:
+    """librefmalloc.so: --lib, else $REFMALLOC_LIB, else pyalloc.lib_path()
+    when pyalloc is importable, else <repo>/build/librefmalloc.so. Raises
+    FileNotFoundError saying how to get one."""
+    if cli_path:
+        path, origin = Path(cli_path), "--lib"
+    elif os.environ.get("REFMALLOC_LIB"):
+        path, origin = Path(os.environ["REFMALLOC_LIB"]), "REFMALLOC_LIB"
+    else:
+        path, origin = REPO_DIR / "build" / "librefmalloc.so", "default location"
+        try:
+            pyalloc = importlib.import_module("pyalloc")
+            path, origin = Path(pyalloc.lib_path()), "pyalloc.lib_path()"
+        except (ImportError, AttributeError, FileNotFoundError):
+            pass
+    if not path.is_file():
+        build = REPO_DIR / "build"
+        raise FileNotFoundError(
+            f"refmalloc library not found: {path} (from {origin}). Build it with "
+            f"'cmake -S {REPO_DIR} -B {build} && cmake --build {build}', "
+            "or pass --lib PATH, or set REFMALLOC_LIB."
+        )
+    return path.resolve()

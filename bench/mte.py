@@ -1,5 +1,5 @@
 """Pre-tagged large blocks (mte=1) against tagging them up front, on the emulated MTE
-machine of tests/mte/rig.py (issue 7's measurement).
+machine of the rig package (issue 7's measurement).
 
 Each configuration allocates a block of --mib MiB (default 256) and writes one byte in
 --percent % of its pages (default 1), timed from before the allocation to after the
@@ -20,7 +20,7 @@ performance counter). Emulated time says little about real hardware: STG costs o
 emulated instruction each here, whatever it costs on silicon; the instruction counts
 and the memory figures (anonymous memory and PSS from smaps_rollup) carry over better.
 
-    python bench/mte.py [--repeat 5] [--mib 256] [--percent 1] [--lib LIB] [--json OUT]
+    python -m bench.mte [--repeat 5] [--mib 256] [--percent 1] [--lib LIB] [--json OUT]
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import rig
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "mte"))
-import rig  # noqa: E402
 
 GUEST_LIB = "/lib/librefmalloc.so"
 GUEST_PROG = "/bin/mte_prefault"

@@ -95,6 +95,18 @@ def from_json(data: dict[str, Any]) -> RunResult:
     )
 
 
+def host_meta(load: Sequence[tuple[float, float, float]]) -> dict[str, Any]:
+    """The machine and its load averages over a run (sampled into `load`)."""
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_start": list(load[0]),
+        "loadavg_end": list(load[-1]),
+        "loadavg_max1": max(x[0] for x in load),
+    }
+
+
 def _rotate(seq: Sequence[Any], k: int) -> list[Any]:
     k %= max(1, len(seq))
     return list(seq[k:]) + list(seq[:k])
@@ -211,13 +223,6 @@ def run(
         "workloads": {w.name: w.description for w in workloads},
         "cache_dir": str(cache),
         "compiler": programs.compiler_id(),
-        "host": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_start": list(load[0]),
-            "loadavg_end": list(load[-1]),
-            "loadavg_max1": max(x[0] for x in load),
-        },
+        "host": host_meta(load),
     }
     return RunResult(meta, usable, list(workloads), measurements, probes, skipped, load)

@@ -22,7 +22,10 @@ from rmhelpers import INCLUDE, PROGRAMS, REPO, clean_env  # noqa: E402
 
 def _build_with_cmake(dest: Path) -> Path:
     cfg = subprocess.run(
-        ["cmake", "-S", str(REPO), "-B", str(dest), "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
+        [
+            "cmake", "-S", str(REPO), "-B", str(dest), "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+            "-DREFMALLOC_WERROR=ON",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
     )

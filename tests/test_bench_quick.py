@@ -2,7 +2,9 @@
 two tiny workloads, one repetition, glibc against refmalloc (and refmalloc
 stacked over jemalloc when jemalloc is installed; its absence must be reported,
 not hidden). Checks the JSON's structure and that refmalloc was really loaded.
-The full suite is not run in CI. Cost: a few seconds."""
+Then the threshold sweep (python -m bench --sweep --quick): every size and mode
+measured, and each swept block on the path its configuration names.
+The full suite is not run in CI. Cost: a few seconds each."""
 
 from __future__ import annotations
 
@@ -15,10 +17,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_bench_quick_smoke(lib, tmp_path):
-    out = tmp_path / "out"
+def bench_env(lib: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "REFMALLOC_OPTIONS")}
     env["REFMALLOC_LIB"] = lib
+    return env
+
+
+def test_bench_quick_smoke(lib, tmp_path):
+    out = tmp_path / "out"
+    env = bench_env(lib)
     cmd = [
         sys.executable,
         "-m",
@@ -78,3 +85,47 @@ def test_bench_quick_smoke(lib, tmp_path):
     assert {t["workload"] for t in data["targets"]} == {"large-1pct-1m", "churn-2k-t1"}
     table = (out / "table.md").read_text()
     assert "ratio to glibc" in table and "large-1pct-1m" in table
+
+
+def test_bench_sweep_quick(lib, tmp_path):
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "bench", "--sweep", "--quick", "--no-progress",
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=bench_env(lib), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    data = json.loads((out / "sweep.json").read_text())
+    assert data["meta"]["lib"] == lib and data["meta"]["quick"]
+    sizes = [16 << 10, 64 << 10, 256 << 10, 1 << 20]
+    assert set(data["summary"]) == {"reuse", "live"} == set(data["crossover"])
+    for mode, rows in data["summary"].items():
+        assert [r["size"] for r in rows] == sizes, mode
+        for r in rows:
+            assert set(r["time_ns"]) == {"glibc", "small", "refpage"}, (mode, r)
+            assert all(t and t > 0 for t in r["time_ns"].values()), (mode, r)
+            assert r["refpage_over_small"] > 0, (mode, r)
+        cross = data["crossover"][mode]
+        assert cross is None or cross in sizes
+
+    # Each run under the configuration it names: the swept blocks from reference
+    # pages under threshold=<size>, none large under threshold=1g, no refmalloc
+    # in the glibc runs; a never-written page of a refpage block reads the pattern.
+    assert len(data["measurements"]) == 2 * len(sizes) * 3
+    for m in data["measurements"]:
+        assert m["error"] is None, m
+        stats = m["extra"].get("rm_stats")
+        if m["config"] == "glibc":
+            assert m["libs"] == [] and stats is None, m
+            continue
+        assert "librefmalloc" in m["libs"], m
+        assert m["extra"]["unwritten_byte"] == 0xAA, m
+        large = stats["refpage_allocs"] + stats["cache_hits"]
+        if m["config"] == "refpage":
+            assert large >= m["extra"]["iterations"] and stats["eager_allocs"] == 0, m
+        else:
+            assert large == 0 and stats["eager_allocs"] == 0, m
+    table = (out / "sweep.md").read_text()
+    assert "Crossover (reuse)" in table and "Crossover (live)" in table

@@ -4,13 +4,11 @@ emulation with the arm64 library preloaded."""
 
 import shutil
 import subprocess
-import sys
 
 import pytest
-from rmhelpers import INCLUDE, PROGRAMS, TESTS_DIR, assert_ok
+from rmhelpers import INCLUDE, PROGRAMS, assert_ok
 
-sys.path.insert(0, str(TESTS_DIR / "mte"))
-import rig  # noqa: E402
+import rig
 
 SYSROOT = "/usr/aarch64-linux-gnu"
 TOOLS = {

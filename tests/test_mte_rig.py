@@ -1,4 +1,4 @@
-"""mte=1 on an emulated arm64 machine with MTE (tests/mte/rig.py boots it under
+"""mte=1 on an emulated arm64 machine with MTE (the rig package boots it under
 qemu-system-aarch64): the cross-built librefmalloc.so is preloaded into
 tests/mte/guest/mte_tests.c, whose cases check through tagged pointers that a block
 reads the pattern, a write copies the page and keeps the tag, wrong-tag and untagged
@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from rmhelpers import REPO, TESTS_DIR
 
-sys.path.insert(0, str(TESTS_DIR / "mte"))
-import rig  # noqa: E402
+import rig
 
 GUEST_LIB = "/lib/librefmalloc.so"
 GUEST_TESTS = "/bin/mte_tests"
@@ -182,13 +181,13 @@ def test_refused_without_mte(plain_machine):
 
 
 def test_bench_mte_runs(arm64_build, tmp_path):
-    """bench/mte.py (README's table) end to end on a small block: both boots, every
+    """python -m bench.mte (README's table) end to end on a small block: both boots, every
     configuration, and the memory it reports (not the times) as the design says."""
     out = tmp_path / "mte.json"
     cp = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "mte.py"), "--repeat", "1", "--mib", "16",
+        [sys.executable, "-m", "bench.mte", "--repeat", "1", "--mib", "16",
          "--lib", str(arm64_build / "librefmalloc.so"), "--json", str(out)],
-        capture_output=True, text=True, timeout=600,
+        cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert cp.returncode == 0, cp.stderr[-3000:]
     assert "| refmalloc mte=1 |" in cp.stdout and "| stg |" in cp.stdout, cp.stdout

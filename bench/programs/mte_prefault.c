@@ -1,5 +1,5 @@
 /* Pre-tagged large blocks against tagging up front (issue 7's measurement),
- * run on the emulated MTE machine by bench/mte.py:
+ * run on the emulated MTE machine by python -m bench.mte:
  *
  *   mte_prefault MODE [MIB] [PERCENT]
  *

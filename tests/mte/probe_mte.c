@@ -1,4 +1,4 @@
-/* Self-test of the emulated machine of tests/mte/rig.py: what the guest
+/* Self-test of the emulated machine of the rig package (rig/): what the guest
  * kernel and CPU give a program. Usage:
  *
  *   probe_mte mte     the machine has MTE: HWCAP2_MTE, tags stored with stg

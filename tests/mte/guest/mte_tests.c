@@ -1,5 +1,5 @@
 /* Tests of refmalloc's mte=1 option, run inside the emulated arm64 MTE
- * machine (tests/mte/rig.py) with librefmalloc.so preloaded.
+ * machine (the rig package, rig/) with librefmalloc.so preloaded.
  *
  *   mte_tests CASE...     run the named cases, each in a child process
  *

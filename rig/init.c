@@ -1,4 +1,4 @@
-/* /init of the emulated arm64 machine of tests/mte/rig.py.
+/* /init of the emulated arm64 machine of the rig package (rig/).
  *
  * Built static (aarch64-linux-gnu-gcc -static -O2) and put at /init of the
  * initramfs. It mounts /proc, /dev (devtmpfs), /sys and /dev/shm, puts
@@ -17,7 +17,7 @@
  *   ARGV     the argument words separated by one space; ARGV[0] is the path
  *            that is executed (no PATH search)
  *
- * In ENV and ARGV words every byte may be written %XX (two hex digits); rig.py
+ * In ENV and ARGV words every byte may be written %XX (two hex digits); rig/initramfs.py
  * writes '%', space, TAB, newline and every byte outside 0x21..0x7e that way.
  *
  * Console protocol (each marker at the start of its own line):
@@ -113,7 +113,7 @@ static void open_console(void)
     int fd = open("/dev/console", O_RDWR | O_NOCTTY);
     if (fd < 0) {
         /* Nothing can be said without a console: the kernel's panic on pid
-         * 1's exit is the message, and rig.py reports the missing RIG-DONE. */
+         * 1's exit is the message, and rig/machine.py reports the missing RIG-DONE. */
         _exit(2);
     }
     for (int i = 0; i < 3; i++)
