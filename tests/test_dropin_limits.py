@@ -148,6 +148,35 @@ def test_malloc_larger_than_ram_under_always_overcommit_matches_glibc(build, run
     assert ours.stdout.strip() == "huge ok", describe(ours)
 
 
+def test_strict_overcommit_gives_glibcs_answers(build, run_prog):
+    """vm.overcommit_memory=2 (commit limit: overcommit_ratio% of RAM + swap,
+    here 100%, so that the machine's other processes keep their room): a
+    block beyond the limit is refused as glibc refuses it, and one within it
+    is handed out (the modes are set for the runs and put back)."""
+    mode = Path("/proc/sys/vm/overcommit_memory")
+    ratio = Path("/proc/sys/vm/overcommit_ratio")
+    before = mode.read_text(), ratio.read_text()
+    too_big = meminfo_total_bytes() // (1 << 30) + 8
+    exe = build("limits.c")
+    try:
+        ratio.write_text("100")
+        mode.write_text("2")
+        answers = {
+            gib: (
+                run_prog(exe, ["huge", gib], preload=False),
+                run_prog(exe, ["huge", gib]),
+            )
+            for gib in (1, too_big)
+        }
+    finally:
+        mode.write_text(before[0])
+        ratio.write_text(before[1])
+    for gib, want in ((1, "huge ok"), (too_big, "huge ENOMEM")):
+        glibc, ours = map(assert_ok, answers[gib])
+        assert glibc.stdout.strip() == want, describe(glibc)
+        assert ours.stdout.strip() == want, describe(ours)
+
+
 # ---- item 8: aligned fallback --------------------------------------------------
 
 
