@@ -139,6 +139,26 @@ def test_allocator_preloaded_before_refmalloc_is_passed_through(
 
 
 @pytest.mark.parametrize("check", ["3", None])
+@pytest.mark.parametrize("argv", [["ls", "-la", "/usr/lib"], ["DROPIN", "calls"]],
+                         ids=["ls", "calls"])
+def test_libc_malloc_debug_preloaded_before_refmalloc_is_passed_through(
+    build, run_prog, lib, argv, check
+):
+    """LD_PRELOAD="libc_malloc_debug.so.0 librefmalloc.so": libc_malloc_debug's
+    free calls __libc_free, which is refmalloc's; its free(p) went through the
+    PLT back to libc_malloc_debug's free, endlessly (SIGSEGV at start-up
+    without MALLOC_CHECK_). refmalloc's own calls now bind to itself."""
+    if not os.path.exists(MALLOC_DEBUG):
+        pytest.fail(f"{MALLOC_DEBUG} not found (Debian's libc6 ships it)")
+    argv = [build("dropin.c") if a == "DROPIN" else a for a in argv]
+    env = {"LD_PRELOAD": f"{MALLOC_DEBUG} {lib}"} | ({"MALLOC_CHECK_": check} if check else {})
+    cp = run_prog(argv[0], argv[1:], preload=False, env=env, timeout=120)
+    assert cp.returncode == 0, describe(cp)
+    lines = [ln for ln in cp.stderr.splitlines() if ln.startswith("refmalloc")]
+    assert len(lines) == 1 and MALLOC_DEBUG in lines[0], describe(cp)
+
+
+@pytest.mark.parametrize("check", ["3", None])
 @pytest.mark.parametrize("mode", ["calls", "libc-large"])
 def test_libc_malloc_debug_after_refmalloc_works(build, run_prog, mode, check):
     """libc_malloc_debug.so forwards to glibc's __libc_malloc/__libc_free: the
