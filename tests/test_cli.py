@@ -396,8 +396,17 @@ def test_run_not_executable(tmp_path: Path) -> None:
     result = refmalloc("run", "--", str(script), env=clean_env())
     assert result.returncode == 126
     assert result.stderr.startswith(b"refmalloc: cannot execute")
+    assert b"permission denied" in result.stderr
     result = refmalloc("run", "--", str(tmp_path), env=clean_env())
     assert result.returncode == 126
+    assert result.stderr == f"refmalloc: cannot execute {tmp_path}: is a directory\n".encode()
+
+
+def test_run_report_naming_a_directory_says_so(tmp_path: Path) -> None:
+    result = refmalloc("run", "--report", str(tmp_path), "--", "true")
+    assert result.returncode == 2
+    assert b"is a directory" in result.stderr and b"%p" in result.stderr
+    assert b"already exists" not in result.stderr
 
 
 def test_run_uses_the_commands_own_streams() -> None:

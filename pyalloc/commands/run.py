@@ -50,11 +50,15 @@ def _check_report(ctx: click.Context, param: click.Parameter, value: str | None)
     if "%p" not in parent and not os.path.isdir(parent):
         raise click.BadParameter(f"directory {parent!r} does not exist", ctx, param)
     if "%p" not in path and os.path.lexists(path):
-        why = (
-            "is a symbolic link; refmalloc never follows one for a report"
-            if os.path.islink(path)
-            else "already exists; refmalloc never overwrites a report"
-        )
+        if os.path.islink(path):
+            why = "is a symbolic link; refmalloc never follows one for a report"
+        elif os.path.isdir(path):
+            why = (
+                "is a directory; --report names the file to write "
+                "(DIR/report-%p.json gives one per process)"
+            )
+        else:
+            why = "already exists; refmalloc never overwrites a report"
         raise click.BadParameter(f"{value!r} {why}: remove it or choose another name", ctx, param)
     # With %p the names are only known at the end (one per process, by pid).
     return path
@@ -119,7 +123,8 @@ def start_program(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[
         _error(f"command not found: {name}")
         return EXIT_NOT_FOUND
     except PermissionError:
-        _error(f"cannot execute {name}: permission denied")
+        why = "is a directory" if os.path.isdir(name) else "permission denied"
+        _error(f"cannot execute {name}: {why}")
         return EXIT_CANNOT_EXECUTE
     except OSError as exc:
         _error(f"cannot execute {name}: {exc.strerror or exc}")
