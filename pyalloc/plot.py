@@ -12,8 +12,8 @@ import numpy as np
 from pyalloc.reports import Blocks, summarize
 
 MISSING_MESSAGE: Final = (
-    "--plot needs matplotlib, which is not installed: pip install 'refmalloc[plot]' "
-    "(or pip install matplotlib)"
+    "--plot needs matplotlib, which is not installed: pip install matplotlib "
+    "(or, in a checkout of refmalloc, pip install '.[plot]')"
 )
 
 #: Blocks drawn at most in the per-block panel (the largest ones).

@@ -15,8 +15,8 @@ import click
     "--plot",
     metavar="OUT.png",
     help="Draw the large blocks (pages written vs pattern) and the memory saved against "
-    "eager filling into OUT (png, svg, pdf...). Needs the plot extra: "
-    "pip install 'refmalloc[plot]'.",
+    "eager filling into OUT (png, svg, pdf...). Needs matplotlib "
+    "(pip install matplotlib, or '.[plot]' in a checkout).",
 )
 def report_command(files: tuple[str, ...], as_json: bool, plot: str | None) -> None:
     """Show reports written by `refmalloc run --report` or REFMALLOC_OPTIONS=report=PATH.
