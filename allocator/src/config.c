@@ -399,7 +399,7 @@ void config_parse(struct rm_config *cfg, const char *options)
 void config_init(void)
 {
     config_defaults(&rm_config_values);
-    const char *options = getenv("REFMALLOC_OPTIONS");
+    const char *options = os_getenv("REFMALLOC_OPTIONS");
     if (!options || !*options)
         return;
     if (os_is_secure()) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -532,4 +533,19 @@ enum os_mte os_mte_start(void)
 _Noreturn void os_abort(void)
 {
     abort();
+}
+
+const char *os_getenv(const char *name)
+{
+    return getenv(name);
+}
+
+void os_yield(void)
+{
+    sched_yield();
+}
+
+bool os_dladdr(const void *addr, Dl_info *info)
+{
+    return dladdr(addr, info) != 0;
 }

@@ -4,6 +4,7 @@
 #ifndef RM_OS_H
 #define RM_OS_H
 
+#include <dlfcn.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,5 +98,12 @@ bool os_is_secure(void);                           /* AT_SECURE: setuid/setgid *
 enum os_mte { OS_MTE_ON, OS_MTE_PROGRAM_SET, OS_MTE_ABSENT, OS_MTE_NO_ABI };
 enum os_mte os_mte_start(void);
 _Noreturn void os_abort(void);
+
+/* The libc environment: an environment variable (NULL when unset), give the
+ * processor to another thread, and the module and symbol holding an address
+ * (dladdr; takes the dynamic loader's lock). */
+const char *os_getenv(const char *name);
+void os_yield(void);
+bool os_dladdr(const void *addr, Dl_info *info);
 
 #endif

@@ -225,7 +225,7 @@ unsigned char sites_pattern(const void *site)
     /* First sight: name it. dladdr takes the loader's lock, so ours must not
      * be held (a thread inside dlopen may be waiting in malloc for it). */
     Dl_info info;
-    bool found = dladdr(site, &info) != 0;
+    bool found = os_dladdr(site, &info);
 
     pthread_mutex_lock(&sites.lock);
     if ((sites.count + 1) * 2 > sites.cap && !grow()) {
