@@ -24,3 +24,18 @@ def test_report_lists_freed_blocks_with_written_pages_and_memory(build, run_prog
         assert b["kind"] == "refpage", b
     mem = rep["memory"]
     assert mem["anonymous"] > 0 and mem["pss"] >= mem["anonymous"], mem
+
+
+def test_report_counts_untouched_and_read_calloc_pages_as_not_written(build, run_prog, tmp_path):
+    # issue 15 item 9: a large calloc block (anonymous zeros) was reported written whole.
+    report = tmp_path / "report.json"
+    cp = assert_ok(run_prog(build("zeroreport.c"), options=f"report={report}"))
+    live = {b["size"]: b for b in json.loads(report.read_text())["live_blocks"]}
+    for line in cp.stdout.splitlines():
+        if line.startswith("WRITTEN"):
+            size, written = map(int, line.split()[1:])
+            b = live[size]
+            assert b["kind"] == "zero", b
+            # Only the pages written (one each; a transparent huge page at most).
+            assert written <= b["pages_written"] <= written * 512, b
+            assert b["pages_written"] < b["pages"], b

@@ -7,8 +7,10 @@
 long inspect_written_pages(const struct block *b)
 {
     size_t npages = b->mapped / os_page_size();
+    if (b->kind == REFMALLOC_BLOCK_ZERO)
+        return pagemap_private_written(b->start, npages);   /* untouched zeros */
     if (b->kind != REFMALLOC_BLOCK_REFPAGE)
-        return (long)npages;   /* anonymous blocks were filled or zeroed whole */
+        return (long)npages;   /* eager blocks were filled whole */
     return pagemap_written(b->start, npages, NULL, NULL);
 }
 

@@ -10,6 +10,7 @@
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE    (1ull << 61)
+#define PM_EXCLUSIVE (1ull << 56)
 
 static enum refmalloc_page_state classify(uint64_t e)
 {
@@ -140,4 +141,42 @@ int pagemap_states(uintptr_t addr, size_t npages, unsigned char *out)
 {
     struct states s = {addr, out};
     return walk(addr, npages, store_state, &s) ? 0 : -1;
+}
+
+/* Anonymous memory that reads as zeros (a calloc block): a page the program
+ * only read maps the kernel's shared zero page (or huge zero page, which the
+ * pagemap shows as a file page), which is present but never mapped
+ * exclusively. A written page is the process's own: exclusive, or swapped
+ * out. (A written page shared with a forked process is not exclusive and is
+ * not counted: this count is for reports only.) */
+struct zero_count {
+    long written;
+};
+
+static void count_private(uintptr_t at, uint64_t e, void *ctx)
+{
+    (void)at;
+    struct zero_count *z = ctx;
+    if ((e & PM_SWAPPED) || ((e & PM_PRESENT) && !(e & PM_FILE) && (e & PM_EXCLUSIVE)))
+        z->written++;
+}
+
+long pagemap_private_written(uintptr_t addr, size_t npages)
+{
+    enum { BATCH = 512 };
+    uint64_t entries[BATCH];
+    size_t page = os_page_size();
+    int fd = pagemap_fd();
+    if (fd < 0)
+        return -1;
+    struct zero_count z = {0};
+    for (size_t done = 0; done < npages;) {
+        size_t n = npages - done < BATCH ? npages - done : BATCH;
+        if (!os_pagemap_read(fd, addr + done * page, n, entries))
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            count_private(addr + (done + i) * page, entries[i], &z);
+        done += n;
+    }
+    return z.written;
 }

@@ -15,6 +15,11 @@ typedef void (*pagemap_run_fn)(uintptr_t start, size_t len, void *ctx);
  * NULL) on each run of them. Returns the count, or -1 if unreadable. */
 long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx);
 
+/* Pages of [addr, addr + npages pages), anonymous memory that reads as
+ * zeros, that the program wrote: its own private pages, not the kernel's
+ * zero page a read maps. -1 if unreadable. */
+long pagemap_private_written(uintptr_t addr, size_t npages);
+
 /* One enum refmalloc_page_state per page into out. Returns 0, or -1 if unreadable. */
 int pagemap_states(uintptr_t addr, size_t npages, unsigned char *out);
 
