@@ -70,7 +70,10 @@ typedef void (*page_fn)(uintptr_t at, enum refmalloc_page_state state, void *ctx
 
 /* Read the pagemap of [addr, addr + npages pages) in batches, calling fn on
  * every page in order. */
-static bool walk(uintptr_t addr, size_t npages, page_fn fn, void *ctx)
+typedef void (*entry_fn)(uintptr_t at, uint64_t entry, void *ctx);
+
+/* Read the raw pagemap entries of the range in batches, in order. */
+static bool walk_entries(uintptr_t addr, size_t npages, entry_fn fn, void *ctx)
 {
     enum { BATCH = 512 };
     uint64_t entries[BATCH];
@@ -83,10 +86,27 @@ static bool walk(uintptr_t addr, size_t npages, page_fn fn, void *ctx)
         size_t n = npages - done < BATCH ? npages - done : BATCH;
         ok = os_pagemap_read(fd, addr + done * page, n, entries);
         for (size_t i = 0; ok && i < n; i++)
-            fn(addr + (done + i) * page, classify(entries[i]), ctx);
+            fn(addr + (done + i) * page, entries[i], ctx);
         done += n;
     }
     return ok;
+}
+
+struct classified {
+    page_fn fn;
+    void *ctx;
+};
+
+static void classify_entry(uintptr_t at, uint64_t entry, void *ctx)
+{
+    struct classified *c = ctx;
+    c->fn(at, classify(entry), c->ctx);
+}
+
+static bool walk(uintptr_t addr, size_t npages, page_fn fn, void *ctx)
+{
+    struct classified c = {fn, ctx};
+    return walk_entries(addr, npages, classify_entry, &c);
 }
 
 struct runs {
@@ -163,20 +183,6 @@ static void count_private(uintptr_t at, uint64_t e, void *ctx)
 
 long pagemap_private_written(uintptr_t addr, size_t npages)
 {
-    enum { BATCH = 512 };
-    uint64_t entries[BATCH];
-    size_t page = os_page_size();
-    int fd = pagemap_fd();
-    if (fd < 0)
-        return -1;
     struct zero_count z = {0};
-    for (size_t done = 0; done < npages;) {
-        size_t n = npages - done < BATCH ? npages - done : BATCH;
-        if (!os_pagemap_read(fd, addr + done * page, n, entries))
-            return -1;
-        for (size_t i = 0; i < n; i++)
-            count_private(addr + (done + i) * page, entries[i], &z);
-        done += n;
-    }
-    return z.written;
+    return walk_entries(addr, npages, count_private, &z) ? z.written : -1;
 }
