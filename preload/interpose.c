@@ -91,6 +91,15 @@ static void *large_or_next(size_t size, size_t align, bool zero, unsigned char p
     return p;
 }
 
+/* track_reads: a large block's reads before writes name where it was
+ * allocated. */
+static void *noted(void *p, size_t size, const void *site)
+{
+    if (p && config()->track_reads && large_owns(p))
+        large_note_site(p, size, site);
+    return p;
+}
+
 void *rm_malloc_from(size_t size, const void *site)
 {
     if (!runtime_ready())
@@ -99,7 +108,7 @@ void *rm_malloc_from(size_t size, const void *site)
         return rm_first.malloc(size);
     unsigned char pattern = pattern_at(site);
     if (size >= config()->threshold)
-        return large_or_next(size, 0, false, pattern);
+        return noted(large_or_next(size, 0, false, pattern), size, site);
     return small_filled(rm_next.malloc(size), size, pattern);
 }
 
@@ -183,7 +192,14 @@ static size_t min_size(size_t a, size_t b)
 /* Finish a realloc that moved: copy what is owed and free the old block. */
 static void *move_content(void *q, void *p, size_t old_usable, size_t size)
 {
+    /* Copying a large block reads its never-written pages too: the
+     * allocator's reads, which track_reads must not report. */
+    bool quiet = config()->track_reads && large_owns(p);
+    if (quiet)
+        large_copy_begin();
     memcpy(q, p, min_size(old_usable, size));
+    if (quiet)
+        large_copy_end();
     free(p);
     return q;
 }
@@ -219,7 +235,7 @@ static void *realloc_from(void *p, size_t size, const void *site)
         void *q = large_realloc(p, size, &unavailable);
         if (q || !unavailable)
             return q;
-        q = large_or_next(size, 0, false, pattern_at(site));
+        q = noted(large_or_next(size, 0, false, pattern_at(site)), size, site);
         return q ? move_content(q, p, large_usable(p), size) : NULL;
     }
     if (asking_usable || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
@@ -232,7 +248,7 @@ static void *realloc_from(void *p, size_t size, const void *site)
          * grows the block where it is (mremap for glibc's mmap'd blocks)
          * instead of a copy and a fill of the whole block at every step. */
         bool unavailable;
-        void *q = large_alloc(size, 0, false, pattern_at(site), &unavailable);
+        void *q = noted(large_alloc(size, 0, false, pattern_at(site), &unavailable), size, site);
         if (q || !unavailable)
             return q ? move_content(q, p, old, size) : NULL;
     }
@@ -278,7 +294,7 @@ static void *aligned_from(size_t align, size_t size, const void *site)
         return bootstrap_alloc(size, align);
     unsigned char pattern = pattern_at(site);
     if (size >= config()->threshold || align > LARGE_ALIGNMENT)
-        return large_or_next(size, align, false, pattern);
+        return noted(large_or_next(size, align, false, pattern), size, site);
     return small_filled(rm_next.memalign(align, size), size, pattern);
 }
 

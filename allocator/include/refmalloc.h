@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define REFMALLOC_STATS_VERSION 1
+#define REFMALLOC_STATS_VERSION 2
 
 /* Counters since start-up. "large" blocks are those at or above the
  * threshold, owned by refmalloc; "small" ones are served by the next
@@ -61,7 +61,10 @@ extern "C" {
                           "report is configured: it costs a pagemap scan per free)") \
     X(freed_pages_written, EVENT, "of those, pages the program had written") \
     X(restored_by_dontneed, EVENT, "cached blocks restored (when reused) by MADV_DONTNEED") \
-    X(restored_by_fill, EVENT, "cached blocks restored by re-filling their written pages")
+    X(restored_by_fill, EVENT, "cached blocks restored by re-filling their written pages") \
+    X(reads_first_touches, EVENT, "track_reads: first touches of pages of tracked blocks") \
+    X(reads_before_write, EVENT, "of those, first touches that were reads (read before write)") \
+    X(reads_dropped, EVENT, "read-before-write findings not kept: the table was full")
 
 struct refmalloc_stats {
     uint64_t version;              /* REFMALLOC_STATS_VERSION */

@@ -11,6 +11,7 @@
 #include "large_lock.h"
 #include "os.h"
 #include "pagemap.h"
+#include "reads.h"
 #include "refmalloc.h"
 #include "stats.h"
 
@@ -147,8 +148,19 @@ bool cache_restore(struct block *b)
      * of its pages (a guard page, PROT_READ, PROT_EXEC for a JIT), and
      * refilling them needs write access: a reused block gets the protection
      * of a fresh one first. */
-    if (!os_protect_data((void *)b->start, b->mapped, b->tag != 0) ||
-        (b->dirty && !restore_pattern(b)))
+    if (!os_protect_data((void *)b->start, b->mapped, b->tag != 0))
+        return false;
+    if (reads_on()) {
+        /* track_reads: every page back to "never touched", the written and
+         * the only-read ones alike, so that the block's next life reports
+         * its own first touches; a refill would make them written pages. */
+        os_dontneed((void *)b->start, b->mapped);
+        reads_arm(b->start, b->start, b->mapped);
+        stat_add(ST_restored_by_dontneed, 1);
+        b->dirty = false;
+        return true;
+    }
+    if (b->dirty && !restore_pattern(b))
         return false;
     b->dirty = false;
     return true;

@@ -6,6 +6,7 @@
 #include "large.h"
 #include "mte.h"
 #include "os.h"
+#include "reads.h"
 #include "report.h"
 #include "sites.h"
 #include "stats.h"
@@ -47,12 +48,14 @@ void rm_core_fork_prepare(void)
     os_stdio_lock();
     sites_fork_prepare();
     large_fork_prepare();
+    reads_fork_prepare();
 }
 
 void rm_core_fork_parent(void)
 {
     if (!fork_locks_held)
         return;
+    reads_fork_parent();
     large_fork_parent();
     sites_fork_parent();
     os_stdio_unlock();
@@ -67,6 +70,7 @@ void rm_core_fork_child(void)
         os_stdio_reset();
     stats_reset_events();
     report_note_fork(forking_parent);
+    reads_fork_child();   /* last: it may start a thread */
 }
 
 void rm_core_exit(void)

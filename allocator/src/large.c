@@ -17,6 +17,7 @@
 #include "os.h"
 #include "out.h"
 #include "pagemap.h"
+#include "reads.h"
 #include "refpage.h"
 #include "region.h"
 #include "stats.h"
@@ -87,6 +88,7 @@ void large_before_sandbox(void)
         size_t chunk = SANDBOX_CHUNK < c->max_chunk ? SANDBOX_CHUNK : c->max_chunk;
         bool files = refpage_before_sandbox(patterns, n, chunk);
         pagemap_before_sandbox();
+        reads_before_sandbox();
         if (c->verbose >= 1 || !files)
             out_diag(files ? "a seccomp filter is being installed: pattern files made, "
                              "/proc no longer read, freed blocks restored whole"
@@ -176,8 +178,12 @@ enum fresh large_map_fresh(struct block *b, uintptr_t at, size_t len, bool zero)
         if (large_budget_allows(need)) {
             enum refpage_result r = mem_map_refpage(b, at, len, zero ? 0 : b->pattern, chunk,
                                                     need);
-            if (r == REFPAGE_OK)
+            if (r == REFPAGE_OK) {
+                /* Pattern pages only: a zero block's are initialized. */
+                if (!zero)
+                    reads_arm(b->start, at, len);
                 return FRESH_REFPAGE;
+            }
             reason = r == REFPAGE_NO_MEMFD ? ST_fallback_memfd : ST_fallback_map;
             if (r == REFPAGE_MAP_FAILED)
                 mem_recount();   /* at the process's limit? */
@@ -473,6 +479,22 @@ void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *
     large_lock();
     inspect_each_freed(fn, ctx);
     large_unlock();
+}
+
+void large_note_site(const void *p, size_t size, const void *site)
+{
+    if (reads_on())
+        reads_site((const void *)mte_untag(p), size, site);
+}
+
+void large_copy_begin(void)
+{
+    reads_quiet_begin();
+}
+
+void large_copy_end(void)
+{
+    reads_quiet_end();
 }
 
 /* ---- fork ------------------------------------------------------------------- */

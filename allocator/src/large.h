@@ -61,6 +61,14 @@ void large_address_limit_changed(void);
  * count of the program's mappings), and never again. */
 void large_before_sandbox(void);
 
+/* track_reads: the program got large block p of `size` bytes from return
+ * address site (its reads before writes name that site); and around a copy
+ * of a whole large block that the allocator makes for realloc, whose reads
+ * are not the program's. */
+void large_note_site(const void *p, size_t size, const void *site);
+void large_copy_begin(void);
+void large_copy_end(void);
+
 void large_fork_prepare(void);
 void large_fork_parent(void);
 void large_fork_child(void);

@@ -7,6 +7,7 @@
 #include "large_lock.h"
 #include "mte.h"
 #include "refmalloc.h"
+#include "reads.h"
 #include "region.h"
 #include "stats.h"
 
@@ -325,6 +326,7 @@ void mem_unmap(const struct block *b)
 {
     large_lock_assert_held();
     os_reserve_fixed((void *)b->start, b->capacity);
+    reads_release(b->start);
     region_free(b->start, b->capacity);
     mem_account_mappings(-(long)b->mappings);
     take_bytes(&mem.mapped_bytes, b->mapped);

@@ -15,7 +15,11 @@
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <signal.h>
 
 /* Memory tagging (arm64 MTE): constants from the kernel's uapi, for
  * headers older than the feature. Elsewhere PROT_MTE is 0: never used. */
@@ -548,4 +552,165 @@ void os_yield(void)
 bool os_dladdr(const void *addr, Dl_info *info)
 {
     return dladdr(addr, info) != 0;
+}
+
+/* ---- userfaultfd (track_reads) ------------------------------------------- */
+
+int os_uffd_open(int *err)
+{
+    /* Not UFFD_USER_MODE_ONLY: a fault the kernel takes inside a system call
+     * (write(2) of a block, read(2) into one) must be served too, or that
+     * call would fail with EFAULT. Blocking reads: the handler thread has
+     * nothing else to do. */
+    int flags = O_CLOEXEC;
+    int fd = (int)syscall(SYS_userfaultfd, flags);
+    if (fd < 0 && errno == EPERM) {
+        /* Without vm.unprivileged_userfaultfd the device node, if the
+         * process may open it, gives the same descriptor. */
+        int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+        if (dev >= 0) {
+            fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+            int saved = errno;
+            close_own(dev);
+            errno = fd < 0 ? EPERM : saved;
+        } else {
+            errno = EPERM;
+        }
+    }
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    fd = move_fd_high(fd);
+    if (fd < 0)
+        *err = errno;
+    return fd;
+}
+
+bool os_uffd_api(int fd, uint64_t features, uint64_t *have)
+{
+    struct uffdio_api api = {.api = UFFD_API, .features = features};
+    if (ioctl(fd, UFFDIO_API, &api) != 0)
+        return false;
+    *have = api.features;
+    return (api.features & features) == features &&
+           (api.ioctls & (1ull << _UFFDIO_REGISTER)) != 0;
+}
+
+uint64_t os_uffd_features_wanted(void)
+{
+    return UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_THREAD_ID;
+}
+
+bool os_uffd_register_minor(int fd, uintptr_t addr, size_t len)
+{
+    struct uffdio_register r = {.range = {.start = addr, .len = len},
+                                .mode = UFFDIO_REGISTER_MODE_MINOR};
+    return ioctl(fd, UFFDIO_REGISTER, &r) == 0 && (r.ioctls & (1ull << _UFFDIO_CONTINUE)) != 0;
+}
+
+bool os_uffd_unregister(int fd, uintptr_t addr, size_t len)
+{
+    struct uffdio_range r = {.start = addr, .len = len};
+    return ioctl(fd, UFFDIO_UNREGISTER, &r) == 0;
+}
+
+int os_uffd_next(int fd, struct os_uffd_event *ev)
+{
+    struct uffd_msg msg;
+    ssize_t n = read(fd, &msg, sizeof msg);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 0 : -1;
+    if (n != (ssize_t)sizeof msg)
+        return -1;   /* not a userfaultfd any more (the number was reused) */
+    if (msg.event != UFFD_EVENT_PAGEFAULT)
+        return 0;
+    ev->addr = msg.arg.pagefault.address;
+    ev->write = (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0;
+    ev->tid = msg.arg.pagefault.feat.ptid;
+    return 1;
+}
+
+bool os_uffd_continue(int fd, uintptr_t page, size_t len)
+{
+    for (;;) {
+        struct uffdio_continue c = {.range = {.start = page, .len = len}};
+        if (ioctl(fd, UFFDIO_CONTINUE, &c) == 0)
+            return true;
+        /* EEXIST: mapped meanwhile (another thread's fault on the same page
+         * was served first), which wakes nobody: wake the waiters. EAGAIN:
+         * the mappings changed under us; try again. */
+        if (errno == EEXIST) {
+            struct uffdio_range r = {.start = page, .len = len};
+            ioctl(fd, UFFDIO_WAKE, &r);
+            return true;
+        }
+        if (errno != EAGAIN && errno != EINTR)
+            return false;
+    }
+}
+
+bool os_thread_syscall(long tid, long *nr, uintptr_t *pc)
+{
+    char path[64] = "/proc/self/task/";
+    char digits[24];
+    size_t n = strlen(path), dl = 0;
+    for (unsigned long v = (unsigned long)tid; dl == 0 || v; v /= 10)
+        digits[dl++] = (char)('0' + v % 10);
+    while (dl)
+        path[n++] = digits[--dl];
+    memcpy(path + n, "/syscall", sizeof "/syscall");
+    char text[256];
+    if (!os_read_text(path, text, sizeof text))
+        return false;
+    /* "-1 SP PC" for a thread stopped outside a system call (a user-mode
+     * fault); "NR ARG1 ... ARG6 SP PC" inside one; "running" otherwise. */
+    const char *p = text;
+    bool neg = *p == '-';
+    if (neg)
+        p++;
+    if (*p < '0' || *p > '9')
+        return false;
+    long v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
+    *nr = neg ? -v : v;
+    /* The last field is the user PC (for a syscall: where it was made). */
+    const char *last = strrchr(text, ' ');
+    uintptr_t x = 0;
+    if (last && last[1] == '0' && last[2] == 'x')
+        for (const char *q = last + 3; *q; q++) {
+            int c = *q;
+            int h = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (h < 0)
+                break;
+            x = x * 16 + (uintptr_t)h;
+        }
+    *pc = x;
+    return true;
+}
+
+bool os_thread_start(void *(*fn)(void *), void *arg)
+{
+    /* Every signal blocked in the new thread: the program's handlers run in
+     * its own threads, never in ours (which may not run program code). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_t t;
+    bool ok = pthread_attr_init(&attr) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, (size_t)64 << 10);
+        ok = pthread_create(&t, &attr, fn, arg) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ok;
+}
+
+long os_gettid(void)
+{
+    return (long)syscall(SYS_gettid);
 }

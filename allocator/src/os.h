@@ -99,6 +99,36 @@ enum os_mte { OS_MTE_ON, OS_MTE_PROGRAM_SET, OS_MTE_ABSENT, OS_MTE_NO_ABI };
 enum os_mte os_mte_start(void);
 _Noreturn void os_abort(void);
 
+/* userfaultfd, for track_reads (reads.c). Minor-fault mode on the private
+ * mappings of the pattern memfds: the first touch of each page of a
+ * registered range waits for os_uffd_continue. */
+struct os_uffd_event {
+    uintptr_t addr;   /* the faulting address */
+    long tid;         /* the thread that waits */
+    bool write;
+};
+/* A descriptor that serves kernel-mode faults too (never
+ * UFFD_USER_MODE_ONLY), close-on-exec, never 0-2; -1 with *err. */
+int os_uffd_open(int *err);
+uint64_t os_uffd_features_wanted(void);
+/* Handshake asking for `features`: false when the kernel lacks one of them
+ * (*have says what it offers). */
+bool os_uffd_api(int fd, uint64_t features, uint64_t *have);
+bool os_uffd_register_minor(int fd, uintptr_t addr, size_t len);
+bool os_uffd_unregister(int fd, uintptr_t addr, size_t len);
+/* Wait for the next event: 1 a page fault in *ev, 0 nothing to serve, -1
+ * the descriptor is unusable. */
+int os_uffd_next(int fd, struct os_uffd_event *ev);
+/* Map the pattern page at `page` and wake the waiting threads. */
+bool os_uffd_continue(int fd, uintptr_t page, size_t len);
+/* What thread tid is doing while it waits (/proc/self/task/TID/syscall):
+ * *nr -1 and *pc the faulting instruction for a user-mode fault, else the
+ * system call's number (and *pc where it was made). */
+bool os_thread_syscall(long tid, long *nr, uintptr_t *pc);
+/* A detached thread running fn(arg), every signal blocked in it. */
+bool os_thread_start(void *(*fn)(void *), void *arg);
+long os_gettid(void);
+
 /* The libc environment: an environment variable (NULL when unset), give the
  * processor to another thread, and the module and symbol holding an address
  * (dladdr; takes the dynamic loader's lock). */

@@ -7,6 +7,7 @@
 #include "large.h"
 #include "os.h"
 #include "out.h"
+#include "reads.h"
 #include "stats.h"
 
 #ifndef REFMALLOC_VERSION
@@ -128,6 +129,7 @@ static void write_json(struct out *o)
     memory_json(o);
     blocks_json(o, "live_blocks", large_each_live);
     blocks_json(o, "freed_blocks", large_each_freed);
+    reads_report_json(o);
     out_str(o, "\n}\n");
 }
 

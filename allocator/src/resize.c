@@ -9,6 +9,7 @@
 #include "large_lock.h"
 #include "mte.h"
 #include "pagemap.h"
+#include "reads.h"
 #include "region.h"
 #include "stats.h"
 
@@ -88,18 +89,26 @@ static bool move_block(const struct block *old, size_t len, struct block *moved)
     nb.capacity = capacity;
     if (config()->mremap && os_move_fixed((void *)old->start, old->mapped, (void *)to)) {
         os_reserve_fixed((void *)old->start, old->capacity);
+        /* mremap drops the userfaultfd registration of what it moves. */
+        reads_moved(old->start, to, old->mapped);
         if (!map_tail(&nb, len - old->mapped)) {
             os_move_fixed((void *)to, old->mapped, (void *)old->start);
+            reads_moved(to, old->start, old->mapped);
             os_reserve_fixed((void *)to, capacity);
             region_free(to, capacity);
             return false;
         }
         region_free(old->start, old->capacity);
     } else {
-        if (!copy_into(&nb, old, len)) {
+        /* The copy reads the old block: the allocator's reads, not the program's. */
+        reads_quiet_begin();
+        bool copied = copy_into(&nb, old, len);
+        reads_quiet_end();
+        if (!copied) {
             region_free(to, capacity);
             return false;
         }
+        reads_moved(old->start, nb.start, 0);
         mem_unmap(old);
     }
     *moved = nb;
