@@ -16,6 +16,7 @@
 #include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
@@ -650,7 +651,7 @@ bool os_uffd_continue(int fd, uintptr_t page, size_t len)
     }
 }
 
-bool os_thread_syscall(long tid, long *nr, uintptr_t *pc)
+bool os_thread_syscall(long tid, long *nr, uintptr_t *sp, uintptr_t *pc)
 {
     char path[64] = "/proc/self/task/";
     char digits[24];
@@ -675,19 +676,35 @@ bool os_thread_syscall(long tid, long *nr, uintptr_t *pc)
     for (; *p >= '0' && *p <= '9'; p++)
         v = v * 10 + (*p - '0');
     *nr = neg ? -v : v;
-    /* The last field is the user PC (for a syscall: where it was made). */
-    const char *last = strrchr(text, ' ');
-    uintptr_t x = 0;
-    if (last && last[1] == '0' && last[2] == 'x')
-        for (const char *q = last + 3; *q; q++) {
+    /* The last two fields are the user SP and PC (for a system call: where
+     * it was made). */
+    uintptr_t fields[2] = {0, 0};
+    for (const char *q = p; *q;) {
+        while (*q == ' ' || *q == '\n')
+            q++;
+        if (q[0] != '0' || q[1] != 'x')
+            break;
+        uintptr_t x = 0;
+        for (q += 2;; q++) {
             int c = *q;
             int h = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
             if (h < 0)
                 break;
             x = x * 16 + (uintptr_t)h;
         }
-    *pc = x;
+        fields[0] = fields[1];
+        fields[1] = x;
+    }
+    *sp = fields[0];
+    *pc = fields[1];
     return true;
+}
+
+bool os_read_memory(uintptr_t addr, void *buf, size_t len)
+{
+    /* process_vm_readv fails with EFAULT where a plain load would crash. */
+    struct iovec local = {buf, len}, remote = {(void *)addr, len};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
 bool os_thread_start(void *(*fn)(void *), void *arg)

@@ -123,8 +123,11 @@ int os_uffd_next(int fd, struct os_uffd_event *ev);
 bool os_uffd_continue(int fd, uintptr_t page, size_t len);
 /* What thread tid is doing while it waits (/proc/self/task/TID/syscall):
  * *nr -1 and *pc the faulting instruction for a user-mode fault, else the
- * system call's number (and *pc where it was made). */
-bool os_thread_syscall(long tid, long *nr, uintptr_t *pc);
+ * system call's number (and *pc where it was made); *sp the user stack
+ * pointer. */
+bool os_thread_syscall(long tid, long *nr, uintptr_t *sp, uintptr_t *pc);
+/* Copy len bytes of this process's memory at addr; false where unmapped. */
+bool os_read_memory(uintptr_t addr, void *buf, size_t len);
 /* A detached thread running fn(arg), every signal blocked in it. */
 bool os_thread_start(void *(*fn)(void *), void *arg);
 long os_gettid(void);

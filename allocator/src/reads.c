@@ -15,6 +15,11 @@
 #define RANGES_MAX 8192
 #define FINDINGS_MAX 512
 #define QUIET_SLOTS 16
+/* Words read from the reader's stack pointer: a leaf function of libc
+ * (memcmp, memcpy, write) keeps its return address there, which names the
+ * program's line that called it. The report names only those words that
+ * are addresses in a module. */
+#define STACK_WORDS 16
 
 enum state {
     ST_UNTRIED,       /* no block registered yet */
@@ -37,6 +42,7 @@ struct finding {
     uintptr_t block;        /* first block read */
     size_t block_size, page;   /* its size and the page's offset in it */
     uint64_t count;         /* pages first touched by this reader */
+    uintptr_t stack[STACK_WORDS];   /* the first reader's stack, from its SP */
 };
 
 static struct {
@@ -129,7 +135,7 @@ static bool quiet(long tid)
     return false;
 }
 
-static void record(uintptr_t addr, long tid, long nr, uintptr_t pc)
+static void record(uintptr_t addr, long tid, long nr, uintptr_t pc, const uintptr_t *stack)
 {
     lock();
     const struct range *r = range_holding(addr);
@@ -143,6 +149,7 @@ static void record(uintptr_t addr, long tid, long nr, uintptr_t pc)
         size_t page = os_page_size();
         f = &rd.findings[rd.nfindings++];
         *f = (struct finding){.site = site, .pc = pc, .syscall = nr, .tid = tid};
+        memcpy(f->stack, stack, sizeof f->stack);
         if (r) {
             f->block = r->start;
             f->block_size = r->size ? r->size : r->end - r->start;
@@ -173,11 +180,13 @@ static void *handler(void *arg)
         if (!ev.write && !quiet(ev.tid)) {
             /* Read while the thread waits: afterwards it has moved on. */
             long nr = -1;
-            uintptr_t pc = 0;
-            if (!os_thread_syscall(ev.tid, &nr, &pc))
+            uintptr_t pc = 0, sp = 0, stack[STACK_WORDS] = {0};
+            if (!os_thread_syscall(ev.tid, &nr, &sp, &pc))
                 nr = -2;   /* unknown reader */
+            else if (sp && !os_read_memory(sp, stack, sizeof stack))
+                memset(stack, 0, sizeof stack);
             stat_add(ST_reads_before_write, 1);
-            record(ev.addr, ev.tid, nr, pc);
+            record(ev.addr, ev.tid, nr, pc, stack);
         }
         if (!os_uffd_continue(fd, ev.addr & ~(uintptr_t)(page - 1), page))
             break;
@@ -516,6 +525,19 @@ void reads_report_json(struct out *o)
         place_json(o, f.pc, false);
         out_str(o, ",\n       \"alloc\": ");
         place_json(o, f.site, true);
+        /* Candidate callers of the reading function: words of its stack
+         * that dladdr places in a module (return addresses, or data). */
+        out_str(o, ",\n       \"callers\": [");
+        unsigned shown = 0;
+        for (int k = 0; k < STACK_WORDS; k++) {
+            Dl_info info;
+            if (f.stack[k] < 4096 || !os_dladdr((const void *)(f.stack[k] - 1), &info) ||
+                !info.dli_fname)
+                continue;
+            out_str(o, shown++ ? ", " : "");
+            place_json(o, f.stack[k], true);
+        }
+        out_str(o, "]");
         out_str(o, "}");
     }
     out_str(o, n ? "\n    ]}" : "]}");
