@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyalloc.check import locate as loc
+from pyalloc.check import reads as rd
 from pyalloc.check.compare import ObservableResult, compare_runs
 from pyalloc.check.runner import ProgressFn, Runner, RunResult, RunSpec, no_aslr, stop_on_signals
 from pyalloc.inject import is_python_command
@@ -29,6 +30,8 @@ class CheckConfig:
     pattern: int = DEFAULT_PATTERN
     free_pattern: bool = False
     locate: bool = False
+    #: One more run with track_reads=1: reads of never-written pages (--no-reads: off).
+    reads: bool = True
     outputs: Sequence[str] = ()
     stdin: bytes | None = None
     timeout: float | None = None
@@ -81,6 +84,7 @@ class CheckResult:
     aslr_disabled: bool
     seconds: float
     locate: LocateResult | None = None
+    reads: rd.ReadsResult | None = None
 
     @property
     def verdict_name(self) -> str:
@@ -182,6 +186,19 @@ def run_check(config: CheckConfig) -> CheckResult:
         ]
         if config.free_pattern:
             specs.append(spec("F1", **free_runs))
+        reads_dir = Path(tmp, "reads")
+        if config.reads:
+            # The tracked run is not compared: it only reports what it saw read.
+            reads_dir.mkdir()
+            threshold = min(int(str(common.get("threshold", 1 << 62))), rd.reads_threshold())
+            specs.append(
+                spec(
+                    "R1",
+                    track_reads=1,
+                    threshold=threshold,
+                    report=str(reads_dir / rd.REPORT_NAME),
+                )
+            )
         results = runner.run_all(specs)
         by = {r.spec.label: r for r in results}
         base = [by["A1"], by["A2"]]
@@ -206,7 +223,12 @@ def run_check(config: CheckConfig) -> CheckResult:
                 new.confirmed = bool(new.differences)
                 seen = {o.name for o in new.differences}
                 new.unconfirmed = [o.name for o in old.differences if o.name not in seen]
-        differs = any(c.differences for c in comparisons)
+        reads = None
+        if config.reads:
+            reads = rd.collect(reads_dir, config.cwd, env.get("PATH"))
+            if not reads.tracked:
+                notes.append(f"reads were not tracked: {reads.reason}")
+        differs = any(c.differences for c in comparisons) or bool(reads and reads.findings)
         all_timed_out = all(r.status.timed_out for r in results)
         if all_timed_out:
             notes.append(
@@ -236,6 +258,7 @@ def run_check(config: CheckConfig) -> CheckResult:
         aslr_disabled=aslr_off,
         seconds=time.monotonic() - start,
         locate=located,
+        reads=reads if reads is not None else rd.ReadsResult(requested=False, reason="--no-reads"),
     )
 
 

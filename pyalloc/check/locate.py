@@ -138,10 +138,14 @@ def resolve_module(module: str, cwd: str | None, env_path: str | None) -> str | 
     return found
 
 
-def name_site(site: Site, cwd: str | None = None, env_path: str | None = None) -> NamedSite:
+def name_site(
+    site: Site, cwd: str | None = None, env_path: str | None = None, return_address: bool = True
+) -> NamedSite:
     """Function and file:line of a site, by addr2line -f -C -i on offset - 1.
 
-    The logged offset is a return address: offset - 1 lies inside the call.
+    The logged offset is a return address: offset - 1 lies inside the call. An
+    instruction's own address (``return_address=False``: the reading instruction of a
+    read-before-write) is looked up as it is.
     """
     path = resolve_module(site.module, cwd, env_path)
     symbol = None if site.symbol in ("", "-") else site.symbol
@@ -149,7 +153,7 @@ def name_site(site: Site, cwd: str | None = None, env_path: str | None = None) -
     tool = shutil.which("addr2line")
     if path is None or tool is None:
         return named
-    address = site.offset - 1 + _load_base(path)
+    address = site.offset - (1 if return_address else 0) + _load_base(path)
     try:
         out = subprocess.run(
             [tool, "-f", "-C", "-i", "-e", path, f"{address:#x}"],

@@ -8,6 +8,7 @@ from typing import Any
 
 from pyalloc.check.compare import Difference, ObservableResult
 from pyalloc.check.core import CheckResult, Comparison
+from pyalloc.check.reads import where as loc_where
 
 _KIND_TEXT = {
     "uninitialized": "depends on uninitialized heap memory",
@@ -121,6 +122,25 @@ def render_text(result: CheckResult) -> str:
         if comp.differences:
             names = ", ".join(o.name for o in comp.differences)
             lines.append(f"  FINDING: {names} {_KIND_TEXT[comp.kind]}")
+    reads = result.reads
+    if reads is not None and reads.requested:
+        if reads.tracked:
+            lines.append(
+                f"  reads (run R1, blocks of a page or more): {reads.first_touches} pages "
+                f"first touched, {reads.reads_before_write} first read"
+                + (f", {reads.dropped} findings not kept" if reads.dropped else "")
+            )
+        else:
+            lines.append(f"  reads: not tracked ({reads.reason})")
+        for f in reads.findings:
+            alloc = f"allocated at {loc_where(f.alloc)}" if f.alloc else "allocation site unknown"
+            lines.append(
+                f"  FINDING: read-before-write: {f.read_text()}; block of {f.block_size} "
+                f"bytes {alloc}, page at offset {f.page}"
+                + (f" (and {f.count - 1} more pages)" if f.count > 1 else "")
+            )
+    elif reads is not None:
+        lines.append("  reads: not tracked (--no-reads)")
     if result.locate is not None:
         loc = result.locate
         lines.append(f"  locate: {loc.sites_total} allocation sites logged, {loc.runs} runs")
@@ -211,6 +231,10 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             out["findings"].append(
                 {"kind": comp.kind, "observable": o.name, "difference": _diff_json(o.difference)}
             )
+    if result.reads is not None:
+        out["reads"] = result.reads.as_json()
+        for f in result.reads.findings:
+            out["findings"].append(f.as_json())
     if result.locate is not None:
         out["locate"] = {
             "sites_logged": result.locate.sites_total,

@@ -146,6 +146,14 @@ class Progress:
     "behaviour, by bisecting over call sites (a few more runs).",
 )
 @click.option(
+    "--no-reads",
+    is_flag=True,
+    help="Do not run the read tracker. By default one more run goes with track_reads=1 "
+    "and the threshold at a page (userfaultfd: root or vm.unprivileged_userfaultfd=1), "
+    "and a read of a never-written page of a block is a finding (read-before-write), "
+    "even when the outputs agree.",
+)
+@click.option(
     "--pattern",
     type=BYTE,
     metavar="BYTE",
@@ -196,6 +204,7 @@ def check_command(
     free_pattern: bool,
     free_pattern_alias: bool,
     locate: bool,
+    no_reads: bool,
     pattern: int,
     threshold: int | None,
     stdin_path: str | None,
@@ -256,6 +265,7 @@ def check_command(
         pattern=pattern,
         free_pattern=free_pattern or free_pattern_alias,
         locate=locate,
+        reads=not no_reads,
         outputs=outputs,
         stdin=stdin,
         timeout=timeout,
