@@ -94,6 +94,20 @@ class ReadFinding:
             text += f", called from {where(self.caller)}"
         return text
 
+    def line_key(self) -> tuple[Any, ...]:
+        """What a person sees of it: the program's line that read, the syscall, the
+        allocation's line."""
+
+        def place(site: loc.NamedSite | None) -> tuple[Any, ...]:
+            if site is None:
+                return (None,)
+            if site.file and site.line:
+                return (site.file, site.line)
+            return (site.module, site.offset)
+
+        reader = place(self.caller) if self.caller is not None else place(self.read)
+        return (reader, self.syscall, place(self.alloc), self.pid)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "kind": "read-before-write",
@@ -198,6 +212,7 @@ def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsRes
     result = ReadsResult()
     reasons: list[str] = []
     seen: dict[tuple[Any, ...], ReadFinding] = {}
+    lines: dict[tuple[Any, ...], ReadFinding] = {}
     for path in sorted(report_dir.glob("reads.*.json")):
         try:
             data = json.loads(path.read_text(errors="replace"))
@@ -236,6 +251,16 @@ def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsRes
                 pid=int(data.get("pid", 0)),
             )
             seen[key] = finding
+            # One finding per program line: a libc function reads with several
+            # instructions (memcmp's first page and its loop), blocks from one line of
+            # a loop have several return addresses only if inlined.
+            line_key = finding.line_key()
+            same = lines.get(line_key)
+            if same is not None:
+                same.count += finding.count
+                seen[key] = same
+                continue
+            lines[line_key] = finding
             result.findings.append(finding)
     if result.processes == 0:
         result.reason = (
