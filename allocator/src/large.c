@@ -322,6 +322,8 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
         errno = ENOMEM;
     } else {
         size_t len = mem_page_round(size ? size : 1);
+        if (!zero)
+            reads_prepare();   /* before the lock: it may start a thread */
         large_lock();
         p = alloc_locked(size, len, align, zero, pattern, unavailable, &fill);
         large_unlock();

@@ -23,6 +23,7 @@
 
 enum state {
     ST_UNTRIED,       /* no block registered yet */
+    ST_OPENING,       /* one thread is opening the descriptor (reads_prepare) */
     ST_TRACKING,      /* descriptor open, handler running */
     ST_UNAVAILABLE,   /* userfaultfd refused: why in reason */
     ST_STOPPED,       /* given up (seccomp filter, descriptor lost) */
@@ -73,7 +74,7 @@ static void unlock(void)
 bool reads_on(void)
 {
     int s = atomic_load_explicit(&rd.state, memory_order_relaxed);
-    return config()->track_reads && (s == ST_UNTRIED || s == ST_TRACKING);
+    return config()->track_reads && (s == ST_UNTRIED || s == ST_OPENING || s == ST_TRACKING);
 }
 
 /* ---- the tables ----------------------------------------------------------- */
@@ -259,14 +260,19 @@ static bool open_tracker(void)
     return true;
 }
 
+void reads_prepare(void)
+{
+    /* One thread opens; the others (and this one, should pthread_create's own
+     * allocations come back here) go on without waiting: a block mapped
+     * meanwhile is simply not tracked. */
+    int untried = ST_UNTRIED;
+    if (config()->track_reads && atomic_compare_exchange_strong(&rd.state, &untried, ST_OPENING))
+        open_tracker();   /* sets the state; says why when it fails */
+}
+
 static bool tracking(void)
 {
-    if (!config()->track_reads)
-        return false;
-    int s = atomic_load(&rd.state);
-    if (s == ST_UNTRIED)
-        return open_tracker();
-    return s == ST_TRACKING;
+    return config()->track_reads && atomic_load(&rd.state) == ST_TRACKING;
 }
 
 /* ---- the allocator's calls --------------------------------------------------- */
@@ -381,7 +387,8 @@ static void unregister_all(int fd)
 void reads_before_sandbox(void)
 {
     if (!config()->track_reads || atomic_load(&rd.state) != ST_TRACKING) {
-        if (config()->track_reads && atomic_load(&rd.state) == ST_UNTRIED)
+        int s = atomic_load(&rd.state);
+        if (config()->track_reads && (s == ST_UNTRIED || s == ST_OPENING))
             give_up(ST_STOPPED, "a seccomp filter is being installed", "; reads are not tracked");
         return;
     }
@@ -425,7 +432,10 @@ void reads_fork_child(void)
     os_close(rd.fd);
     rd.fd = -1;
     atomic_store(&rd.state, ST_UNTRIED);
-    if (rd.nranges == 0 || !open_tracker())
+    if (rd.nranges == 0)
+        return;
+    reads_prepare();
+    if (!tracking())
         return;
     size_t kept = 0;
     for (size_t i = 0; i < rd.nranges; i++) {
@@ -475,9 +485,9 @@ void reads_report_json(struct out *o)
     }
     int s = atomic_load(&rd.state);
     out_str(o, "{\"tracked\": ");
-    out_str(o, s == ST_TRACKING || s == ST_UNTRIED ? "true" : "false");
+    out_str(o, s == ST_TRACKING || s == ST_UNTRIED || s == ST_OPENING ? "true" : "false");
     out_str(o, ", \"state\": \"");
-    out_str(o, s == ST_TRACKING ? "tracking" : s == ST_UNTRIED ? "no block tracked"
+    out_str(o, s == ST_TRACKING ? "tracking" : s == ST_UNTRIED || s == ST_OPENING ? "no block tracked"
                : s == ST_UNAVAILABLE ? "unavailable" : "stopped");
     out_str(o, "\", \"reason\": ");
     if (rd.reason)

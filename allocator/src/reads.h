@@ -24,6 +24,12 @@
 /* track_reads is set and tracking has not been given up. */
 bool reads_on(void);
 
+/* A large block is about to be made: open the descriptor and start the
+ * handler thread the first time. Called without the large lock, since
+ * pthread_create allocates (a large allocation of its own would wait for a
+ * lock its thread holds). */
+void reads_prepare(void);
+
 /* [at, at+len) of the block starting at `block` now maps fresh pattern
  * pages: register it. at == block begins a new life of the block (its site
  * is forgotten until reads_site); at > block extends it (realloc's tail). */
