@@ -45,8 +45,11 @@ def test_cli_json_with_locate(lib, bindir):
     assert report["verdict"] == "dependence" and report["exit_code"] == 1
     assert report["patterns"] == [0xAA, 0x55]
     assert report["aslr_disabled"] is True
-    [finding] = report["findings"]
+    # 0xaa against 0x55, and against 0x00 (the tracked run, issue 13 part 3).
+    finding, zero = report["findings"]
     assert finding["kind"] == "uninitialized" and finding["observable"] == "stdout"
+    assert finding["patterns"] == [0xAA, 0x55] and zero["patterns"] == [0xAA, 0]
+    assert zero["difference"]["other_context"] == "counter=1\n"
     assert finding["difference"]["offset"] == len("counter=")
     assert finding["difference"]["context"] == "counter=171\n"
     assert finding["difference"]["other_context"] == "counter=86\n"

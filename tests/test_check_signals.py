@@ -19,7 +19,7 @@ from rmhelpers import REPO, clean_env
 
 # Each run records its own pid and a background child's, then waits: only a kill ends it.
 SCRIPT = 'sleep 1000 & echo $! >> "$PIDS"; echo $$ >> "$PIDS"; wait'
-RUNS = 3  # A1, B1, A2 start together (--jobs 4)
+RUNS = 4  # A1, B1, A2 and the tracked run R1 start together (--jobs 4)
 
 
 def _env(lib: str, pids: Path) -> dict:

@@ -85,7 +85,9 @@ def render_text(result: CheckResult) -> str:
     runs = ", ".join(f"{r.spec.label} {r.status.describe()} {r.seconds:.2f}s" for r in result.runs)
     lines.append(
         f"  patterns 0x{cfg.pattern:02x} (baseline, run at least twice) and "
-        f"0x{cfg.other_pattern:02x}; {len(result.runs)} runs in {result.seconds:.2f}s"
+        f"0x{cfg.other_pattern:02x}"
+        + (" and 0x00 (run R1)" if any(c.patterns[1] == 0 for c in result.comparisons) else "")
+        + f"; {len(result.runs)} runs in {result.seconds:.2f}s"
         + ("" if result.aslr_disabled else "; ASLR could not be disabled")
     )
     lines.append(f"  runs: {runs}")
@@ -229,7 +231,12 @@ def to_json(result: CheckResult) -> dict[str, Any]:
         )
         for o in comp.differences:
             out["findings"].append(
-                {"kind": comp.kind, "observable": o.name, "difference": _diff_json(o.difference)}
+                {
+                    "kind": comp.kind,
+                    "patterns": list(comp.patterns),
+                    "observable": o.name,
+                    "difference": _diff_json(o.difference),
+                }
             )
     if result.reads is not None:
         out["reads"] = result.reads.as_json()
