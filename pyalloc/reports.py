@@ -219,6 +219,9 @@ class Summary:
     fallbacks: dict[str, int]
     large_blocks_listed: int = 0
     notes: list[str] = field(default_factory=list)
+    #: track_reads: processes tracked and not, pages first touched, first read, and
+    #: the distinct readers found; None when no report has a reads section.
+    reads: dict[str, int] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -277,7 +280,19 @@ def summarize(processes: Sequence[dict[str, Any]]) -> Summary:
             "on (its report names the parent in forked_from)"
         )
     fallbacks = {name: total(name) for name in FALLBACKS}
+    sections = [p["reads"] for p in processes if isinstance(p.get("reads"), dict)]
+    reads = None
+    if sections:
+        tracked = sum(1 for r in sections if r.get("tracked"))
+        reads = {
+            "tracked_processes": tracked,
+            "untracked_processes": len(sections) - tracked,
+            "first_touches": sum(int(r.get("first_touches", 0)) for r in sections),
+            "reads_before_write": sum(int(r.get("reads_before_write", 0)) for r in sections),
+            "findings": sum(len(r.get("findings", [])) for r in sections),
+        }
     return Summary(
+        reads=reads,
         pids=[int(p["pid"]) for p in processes],
         pattern=sorted({int(p["pattern"]) for p in processes}),
         free_pattern=sorted(
@@ -392,6 +407,16 @@ def render(summary: Summary, title: str = "refmalloc") -> str:
     rows.append(("large block cache", f"{cache['hits']:,} hits, {cache['misses']:,} misses"))
     taken = [f"{n:,} {FALLBACKS[k]}" for k, n in s.fallbacks.items() if n]
     rows.append(("fallbacks", "; ".join(taken) if taken else "none"))
+    if s.reads is not None:
+        r = s.reads
+        untracked = f", {r['untracked_processes']} not tracked" if r["untracked_processes"] else ""
+        rows.append(
+            (
+                "reads (track_reads)",
+                f"{r['reads_before_write']:,} of {r['first_touches']:,} first touches were "
+                f"reads before writes, {r['findings']} readers{untracked}",
+            )
+        )
     width = max(len(label) for label, _ in rows)
     lines = [f"{title}: {who}"]
     lines.extend(f"  {label.ljust(width)}  {value}" for label, value in rows)

@@ -166,6 +166,18 @@ def test_refused_userfaultfd_gives_one_line_and_an_untracked_run(build, lib, bin
 # ---- the library's paths ------------------------------------------------------------
 
 
+def test_report_summary_counts_the_reads(build, run_prog, tmp_path):
+    from pyalloc import reports
+
+    _, (report,) = _tracked(build, run_prog, tmp_path, "move")
+    summary = reports.summarize([report])
+    assert summary.reads is not None and summary.reads["findings"] == 1
+    assert summary.reads["tracked_processes"] == 1
+    assert "reads (track_reads)" in reports.render(summary)
+    untracked = reports.summarize([{**report, "reads": None}])
+    assert untracked.reads is None and "track_reads" not in reports.render(untracked)
+
+
 def test_block_reused_from_the_cache_is_armed_again(build, run_prog, tmp_path, page_size):
     cp, (report,) = _tracked(build, run_prog, tmp_path, "reuse")
     assert "reused 1" in cp.stdout
