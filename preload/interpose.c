@@ -48,14 +48,28 @@ static size_t next_usable(void *p, size_t fallback)
     return usable;
 }
 
-static void *small_filled(void *p, size_t size, unsigned char pattern)
+/* A block fresh from the next allocator, filled with the pattern up to its
+ * usable size (a program may use all of it). memset is the last call, so the
+ * compiler can make it a jump. */
+static void *small_fill(void *p, size_t usable, unsigned char pattern)
 {
-    if (p) {
-        size_t usable = next_usable(p, size);
-        memset(p, pattern, usable);
-        stat_small_alloc(usable);
-    }
-    return p;
+    stat_small_alloc(usable);
+    return memset(p, pattern, usable);
+}
+
+static __attribute__((noinline)) void *small_fill_asking(void *p, size_t size,
+                                                         unsigned char pattern)
+{
+    return small_fill(p, next_usable(p, size), pattern);
+}
+
+static inline __attribute__((always_inline)) void *small_filled(void *p, size_t size,
+                                                                unsigned char pattern)
+{
+    if (!p)
+        return NULL;
+    size_t usable = next_fresh_usable(p);
+    return usable ? small_fill(p, usable, pattern) : small_fill_asking(p, size, pattern);
 }
 
 static void *large_or_next(size_t size, size_t align, bool zero, unsigned char pattern)
@@ -124,11 +138,29 @@ static size_t handed_back_usable(void *p)
     return next_usable(p, 0);
 }
 
-static void fill_freed(void *p)
+static __attribute__((noinline)) void fill_freed(void *p)
 {
     size_t usable = handed_back_usable(p);
     if (usable > FREE_KEEP)
         memset((char *)p + FREE_KEEP, config()->free_pattern, usable - FREE_KEEP);
+}
+
+/* free keeps errno (POSIX 2024, glibc since 2.33): refmalloc's munmap may
+ * change it, and an allocator stacked behind refmalloc may too; glibc's own
+ * free keeps it itself. Out of line, so that free's small path saves no
+ * registers and ends in a jump to the next allocator's free. */
+static __attribute__((noinline)) void free_large(void *p)
+{
+    int saved = errno;
+    large_free(p, "free()");
+    errno = saved;
+}
+
+static __attribute__((noinline)) void next_free_keeping_errno(void *p)
+{
+    int saved = errno;
+    rm_next.free(p);
+    errno = saved;
 }
 
 RM_EXPORT void free(void *p)
@@ -139,16 +171,17 @@ RM_EXPORT void free(void *p)
         rm_first.free(p);
         return;
     }
-    int saved = errno;
     if (large_owns(p)) {
-        large_free(p, "free()");
-    } else {
-        if (config()->free_pattern_on)
-            fill_freed(p);
-        rm_next.free(p);
-        stat_small_free();
+        free_large(p);
+        return;
     }
-    errno = saved;
+    if (config()->free_pattern_on)
+        fill_freed(p);
+    stat_small_free();
+    if (rm_next.glibc)
+        rm_next.free(p);
+    else
+        next_free_keeping_errno(p);
 }
 
 static void *calloc_from(size_t n, size_t size, const void *site)

@@ -220,6 +220,9 @@ bool next_init(void)
     next_note_allocator((void *)rm_next.malloc);
     rm_next.glibc = from_glibc((void *)rm_next.free);
     rm_next.checked = from_malloc_debug((void *)rm_next.free) && malloc_check_asked();
+#if defined(__x86_64__)
+    rm_next.header_usable = rm_next.glibc && !from_malloc_debug((void *)rm_next.free);
+#endif
     if (rm_next.malloc && rm_next.free && rm_next.calloc && rm_next.realloc &&
         rm_next.memalign && rm_next.usable_size)
         return true;
