@@ -46,6 +46,11 @@ bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino);
  * power of two) as refpage_map places them, all map the file (dev, ino)?
  * 1 yes, 0 no, -1 when the kernel cannot tell (PROCMAP_QUERY: Linux 6.11+). */
 int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_t ino);
+/* Call fn on each part of [lo, hi) mapped shared (MAP_SHARED: anonymous
+ * shared memory, a memfd, a file), from PROCMAP_QUERY where the kernel has
+ * it (6.11+), else /proc/self/maps. False when neither could be read. */
+typedef void os_range_fn(uintptr_t start, uintptr_t end, void *ctx);
+bool os_each_shared_mapping(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx);
 void os_close(int fd);
 
 /* Files. */
