@@ -239,6 +239,10 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
         b->size = size;
         mem_live_change((long)b->refpage);
         stat_add(ST_cache_hits, 1);
+        /* Counted under its kind as a fresh block is (the cache holds only
+         * refpage blocks): large_allocs = refpage + eager + zero allocs. */
+        RM_ASSERT(b->kind == REFMALLOC_BLOCK_REFPAGE);
+        count_alloc(ST_refpage_allocs, size);
         count_alloc(ST_large_allocs, size);
         stat_add(ST_live_large_blocks, 1);
         mem_seal_slack(b, true);

@@ -368,6 +368,34 @@ bool os_read_text(const char *path, char *buf, size_t cap)
     return used > 0;
 }
 
+size_t os_readlink(const char *path, char *buf, size_t cap)
+{
+    ssize_t n = readlink(path, buf, cap - 1);
+    size_t len = n < 0 ? 0 : (size_t)n;
+    buf[len] = '\0';
+    return len;
+}
+
+bool os_read_pieces(const char *path, char *buf, size_t cap, os_piece_fn *fn, void *ctx)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = true;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        fn(buf, (size_t)n, ctx);
+    }
+    close_own(fd);
+    return ok;
+}
+
 long long os_read_number(const char *path)
 {
     char buf[32];

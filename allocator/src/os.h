@@ -57,6 +57,13 @@ void os_close(int fd);
 /* Up to cap-1 bytes of a small file, NUL terminated; false when unreadable. */
 bool os_read_text(const char *path, char *buf, size_t cap);
 long long os_read_number(const char *path);       /* -1 when unreadable */
+/* The target of a symbolic link (/proc/self/exe), NUL terminated, cut at
+ * cap-1 bytes; its length, 0 when unreadable. */
+size_t os_readlink(const char *path, char *buf, size_t cap);
+/* A file of any length (/proc/self/cmdline) read through buf, fn called on
+ * each piece in order; false when it could not be opened or read. */
+typedef void os_piece_fn(const char *piece, size_t len, void *ctx);
+bool os_read_pieces(const char *path, char *buf, size_t cap, os_piece_fn *fn, void *ctx);
 /* A whole regular file in metadata memory (never freed); NULL on failure,
  * with errno: open's, or EINVAL for anything but a regular file (a FIFO, a
  * device, a directory: never read, never waited for). */

@@ -178,6 +178,22 @@ static void *grow(struct block **bp, size_t len, size_t size, bool *unavailable)
     return result;
 }
 
+/* A realloc that grew a block hands out more bytes: they are counted in
+ * large_bytes and in the _bytes counter of the kind the block was counted
+ * under when allocated, as if allocated at its new size (the _allocs
+ * counters stay: still one block). A block that grew onto reference pages
+ * after a fallback (or the reverse) keeps its kind; shrinking gives none
+ * back. A realloc the next allocator serves is a new block there. */
+static void count_growth(uint8_t kind, size_t old_size, size_t size)
+{
+    if (size <= old_size)
+        return;
+    enum rm_stat bytes = kind == REFMALLOC_BLOCK_REFPAGE ? ST_refpage_bytes
+                       : kind == REFMALLOC_BLOCK_ZERO ? ST_zero_bytes : ST_eager_bytes;
+    stat_add(ST_large_bytes, size - old_size);
+    stat_add(bytes, size - old_size);
+}
+
 void *large_realloc(void *p, size_t size, bool *unavailable)
 {
     *unavailable = false;
@@ -194,12 +210,16 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
             /* Open the slack while the block changes: copies and moves read
              * it, growing writes the pattern there. */
             mem_seal_slack(b, false);
+            uint8_t kind = b->kind;
+            size_t old_size = b->size;
             if (len <= b->mapped) {
                 shrink(b, len, size);
                 result = p;
             } else {
                 result = grow(&b, len, size, unavailable);
             }
+            if (result)
+                count_growth(kind, old_size, size);
             mem_seal_slack(b, true);   /* the block now, moved or not */
         }
         large_unlock();
