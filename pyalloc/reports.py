@@ -442,6 +442,20 @@ def render(summary: Summary, title: str = "refmalloc") -> str:
     return "\n".join(lines)
 
 
+def render_line(summary: Summary) -> str:
+    """The totals in one line: processes, large blocks, pages written, memory saved."""
+    s = summary
+    procs = len(s.pids)
+    large = s.paths["large"]["blocks"]
+    pages = s.refpage_pages
+    return (
+        f"refmalloc report: {procs} process{'' if procs == 1 else 'es'}, "
+        f"{large:,} large block{'' if large == 1 else 's'}, refpage pages written "
+        f"{pages['written']:,} of {pages['total']:,}, saved "
+        f"{human(s.eager_equivalent['saved_bytes'])} against eager filling"
+    )
+
+
 def render_processes(processes: Sequence[dict[str, Any]]) -> str:
     """One line per process: its program and main figures.
 
