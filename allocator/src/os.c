@@ -314,6 +314,16 @@ static bool shared_from_text(int fd, uintptr_t lo, uintptr_t hi, os_range_fn *fn
     }
 }
 
+bool os_each_shared_mapping_in_text(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = shared_from_text(fd, lo, hi, fn, ctx);
+    close_own(fd);
+    return ok;
+}
+
 bool os_each_shared_mapping(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
 {
     enum { COVERING_OR_NEXT = 0x10, VMA_SHARED = 0x08 };   /* PROCMAP_QUERY_* */

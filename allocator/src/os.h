@@ -51,6 +51,9 @@ int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_
  * it (6.11+), else /proc/self/maps. False when neither could be read. */
 typedef void os_range_fn(uintptr_t start, uintptr_t end, void *ctx);
 bool os_each_shared_mapping(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx);
+/* The same from the text of /proc/self/maps only (what older kernels get;
+ * the unit test reads it here too). */
+bool os_each_shared_mapping_in_text(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx);
 void os_close(int fd);
 
 /* Files. */
