@@ -61,7 +61,8 @@ def test_columns_add_up_and_a_grown_block_counts_its_grown_size(
     assert st["cache_hits"] >= 1 and st["fallback_budget"] >= 1, st
     assert st["large_allocs"] == sum(st[f"{k}_allocs"] for k in kinds), st
     assert st["large_bytes"] == sum(st[f"{k}_bytes"] for k in kinds), st
-    # Every refpage block but the grown one is 1 MiB; the grown one counts 4 MiB.
+    # Every refpage block but the grown one is 1 MiB; the grown one counts its largest
+    # size, 4 MiB, once (shrunk to 2 MiB and grown back, it counts nothing more).
     assert st["refpage_bytes"] == (st["refpage_allocs"] - 1) * MIB + grown_size, st
     # Its pages, at free, are its grown pages: one written before realloc, one after.
     (grown,) = [b for b in rep["freed_blocks"] if b["size"] == grown_size]

@@ -28,7 +28,7 @@ extern "C" {
     X(small_allocs, EVENT, "blocks from the next allocator") \
     X(small_bytes, EVENT, "bytes of those blocks") \
     X(large_allocs, EVENT, "large blocks handed out, any kind: refpage + eager + zero") \
-    X(large_bytes, EVENT, "bytes of those blocks, with what realloc grew them by") \
+    X(large_bytes, EVENT, "bytes of those blocks (a block realloc grew: its largest size)") \
     X(refpage_allocs, EVENT, "large blocks built from reference pages (reused ones included)") \
     X(refpage_bytes, EVENT, "bytes of those blocks") \
     X(eager_allocs, EVENT, "large blocks of the fallback: anonymous memory + memset " \

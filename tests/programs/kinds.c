@@ -16,10 +16,15 @@ int main(void)
     a[0] = 1;
     free(a);
     a = malloc(MIB);
-    /* Grown by realloc from 1 MiB to 4 MiB: one page written before, one
-     * in the grown tail. */
+    /* Grown by realloc from 1 MiB to 4 MiB, shrunk to 2 MiB and grown back
+     * (its largest size is still 4 MiB): one page written before, one in
+     * the grown tail. */
     char *g = malloc(MIB);
     g[0] = 1;
+    g = realloc(g, 4 * MIB);
+    CHECK(g != NULL, "realloc");
+    g = realloc(g, 2 * MIB);
+    CHECK(g != NULL, "realloc");
     g = realloc(g, 4 * MIB);
     CHECK(g != NULL, "realloc");
     g[3 * MIB] = 1;
