@@ -143,7 +143,11 @@ NAME_WIDTH: Final = 40
 def _printable(text: str) -> str:
     """An argument as a person can read it: bytes that were not UTF-8 (lone surrogates in
     the report: Python's surrogateescape) as \\xNN, control characters escaped."""
-    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate the library never writes (an edited file)
+        data = text.encode("utf-8", "backslashreplace")
+    raw = data.decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in raw)
 
 

@@ -116,5 +116,8 @@ def test_report_table_names_each_process(tmp_path: Path) -> None:
     assert one.output.startswith(
         "refmalloc report: python3.11 -c 'print(1)' 'x\\xffy' (pid 11)\n"
     ), one.output
+    # A surrogate no library writes (a hand-edited file) is shown escaped, not an error.
+    edited = _proc(14, exe="/bin/x", argv=["x", "a\ud800b"])
+    assert reports.process_name(edited) == "x 'a\\ud800b'"
     doc = json.loads(CliRunner().invoke(main, ["report", "--json", str(run)]).output)
     assert doc["total"]["names"][2] == "pid 13"
