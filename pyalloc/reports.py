@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,6 +134,41 @@ def write_new(path: str, data: Any) -> None:
         handle.write("\n")
 
 
+# --- which program a process ran ------------------------------------------------------
+
+#: Width of a process name in the tables (longer ones end in "…").
+NAME_WIDTH: Final = 40
+
+
+def _printable(text: str) -> str:
+    """An argument as a person can read it: bytes that were not UTF-8 (lone surrogates in
+    the report: Python's surrogateescape) as \\xNN, control characters escaped."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate the library never writes (an edited file)
+        data = text.encode("utf-8", "backslashreplace")
+    raw = data.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in raw)
+
+
+def process_name(proc: dict[str, Any], width: int = NAME_WIDTH) -> str:
+    """The program a process ran: the base name of its executable and its arguments
+    (``argv[1:]``), quoted as a shell would need, cut to ``width`` characters. Reports
+    older than the ``exe`` and ``argv`` fields give ``pid N``."""
+    exe, argv = proc.get("exe"), proc.get("argv")
+    if not isinstance(argv, list):
+        argv = []
+    if isinstance(exe, str) and exe:
+        name = os.path.basename(exe.removesuffix(" (deleted)"))
+    elif argv and isinstance(argv[0], str):
+        name = os.path.basename(argv[0])
+    else:
+        return f"pid {proc['pid']}"
+    words = [_printable(name), *(shlex.quote(_printable(str(a))) for a in argv[1:])]
+    text = " ".join(words)
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
 # --- analysis --------------------------------------------------------------------------
 
 
@@ -219,6 +255,8 @@ class Summary:
     fallbacks: dict[str, int]
     large_blocks_listed: int = 0
     notes: list[str] = field(default_factory=list)
+    #: process_name() of each process, in the order of pids.
+    names: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -239,9 +277,11 @@ def summarize(processes: Sequence[dict[str, Any]]) -> Summary:
     def total(name: str) -> int:
         return sum(_stat(p, name) for p in processes)
 
+    # large = refpage + eager + zero: every large block is counted once, when handed out
+    # (fresh or reused from the cache), under the kind it was made as.
     paths = {
         kind: {"blocks": total(f"{kind}_allocs"), "bytes": total(f"{kind}_bytes")}
-        for kind in ("small", "refpage", "eager", "zero")
+        for kind in ("small", "large", "refpage", "eager", "zero")
     }
     live_ref = blocks.live & (blocks.kind == "refpage")
     live_pages = int(blocks.pages[live_ref].sum())
@@ -310,6 +350,7 @@ def summarize(processes: Sequence[dict[str, Any]]) -> Summary:
         fallbacks=fallbacks,
         large_blocks_listed=len(blocks),
         notes=notes,
+        names=[process_name(p) for p in processes],
     )
 
 
@@ -341,17 +382,23 @@ def render(summary: Summary, title: str = "refmalloc") -> str:
     s = summary
     rows: list[tuple[str, str]] = []
     procs = len(s.pids)
-    who = f"pid {s.pids[0]}" if procs == 1 else f"{procs} processes"
+    if procs > 1:
+        who = f"{procs} processes"
+    elif s.names and not s.names[0].startswith("pid "):
+        who = f"{s.names[0]} (pid {s.pids[0]})"
+    else:
+        who = f"pid {s.pids[0]}"
     rows.append(
         ("pattern", f"{_bytes_list(s.pattern)} (free pattern {_bytes_list(s.free_pattern)})")
     )
     rows.append(("threshold", ", ".join(human(t) for t in s.threshold)))
-    for kind in ("small", "refpage", "eager", "zero"):
+    for kind in ("small", "large", "refpage", "eager", "zero"):
         label = {
             "small": "small blocks",
-            "refpage": "refpage blocks",
-            "eager": "eager blocks",
-            "zero": "zero (calloc) blocks",
+            "large": "large blocks",
+            "refpage": "  refpage blocks",
+            "eager": "  eager blocks",
+            "zero": "  zero (calloc) blocks",
         }[kind]
         path = s.paths[kind]
         rows.append((label, f"{path['blocks']:,} ({human(path['bytes'])})"))
@@ -399,29 +446,53 @@ def render(summary: Summary, title: str = "refmalloc") -> str:
     return "\n".join(lines)
 
 
+def render_line(summary: Summary) -> str:
+    """The totals in one line: processes, large blocks, pages written, memory saved."""
+    s = summary
+    procs = len(s.pids)
+    large = s.paths["large"]["blocks"]
+    pages = s.refpage_pages
+    return (
+        f"refmalloc report: {procs} process{'' if procs == 1 else 'es'}, "
+        f"{large:,} large block{'' if large == 1 else 's'}, refpage pages written "
+        f"{pages['written']:,} of {pages['total']:,}, saved "
+        f"{human(s.eager_equivalent['saved_bytes'])} against eager filling"
+    )
+
+
 def render_processes(processes: Sequence[dict[str, Any]]) -> str:
-    """One line per process: its main figures."""
-    header = ("pid", "pattern", "small", "large", "refpage", "written/pages", "anonymous", "PSS")
+    """One line per process: its program and main figures.
+
+    Block columns count blocks handed out: ``small`` from the next allocator, ``large``
+    (at or above the threshold) = ``refpage`` + ``eager`` (the memset fallback) + ``zero``
+    (large callocs), reused blocks included.
+    """
+    header = (
+        "pid", "process", "pattern", "small", "large", "refpage", "eager", "zero",
+        "written/pages", "anonymous", "PSS",
+    )  # fmt: skip
     table: list[tuple[str, ...]] = [header]
     for proc in processes:
         one = summarize([proc])
         pages = one.refpage_pages
+        name = one.names[0]
         table.append(
             (
                 str(proc["pid"]),
+                "?" if name == f"pid {proc['pid']}" else name,  # not in older reports
                 f"0x{int(proc['pattern']):02x}",
-                f"{one.paths['small']['blocks']:,}",
-                f"{_stat(proc, 'large_allocs'):,}",
-                human(one.paths["refpage"]["bytes"]),
+                *(f"{one.paths[k]['blocks']:,}" for k in ("small", "large", "refpage", "eager")),
+                f"{one.paths['zero']['blocks']:,}",
                 f"{pages['written']:,}/{pages['total']:,}",
                 human(one.memory["anonymous"]),
                 human(one.memory["pss"]),
             )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    left = {0, 1}  # pid and process name flush left, figures flush right
     return "\n".join(
         "  ".join(
-            cell.rjust(w) if i else cell.ljust(w)
+            cell.ljust(w) if i in left else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in table

@@ -153,7 +153,7 @@ def test_bench_sweep_quick(lib, tmp_path):
             continue
         assert "librefmalloc" in m["libs"], m
         assert m["extra"]["unwritten_byte"] == 0xAA, m
-        large = stats["refpage_allocs"] + stats["cache_hits"]
+        large = stats["refpage_allocs"]  # blocks reused from the cache included
         if m["config"] == "refpage":
             assert large >= m["extra"]["iterations"] and stats["eager_allocs"] == 0, m
         else:

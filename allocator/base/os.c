@@ -269,6 +269,91 @@ int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_
     return result;
 }
 
+/* The shared mappings in [lo, hi) from /proc/self/maps text (kernels
+ * without PROCMAP_QUERY): "start-end perms ..." per line, perms' fourth
+ * letter 's' for a shared mapping. */
+static bool shared_from_text(int fd, uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
+{
+    char buf[16384];
+    enum { START, END, PERMS, REST } field = START;
+    uintptr_t start = 0, end = 0;
+    unsigned perm = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return false;
+        if (n == 0)
+            return true;
+        for (ssize_t i = 0; i < n; i++) {
+            unsigned c = (unsigned char)buf[i];
+            unsigned digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 16;
+            if (c == '\n') {
+                field = START;
+                start = end = 0;
+                perm = 0;
+            } else if (field == START) {
+                if (digit < 16)
+                    start = start * 16 + digit;
+                else
+                    field = END;   /* the '-' */
+            } else if (field == END) {
+                if (digit < 16)
+                    end = end * 16 + digit;
+                else
+                    field = PERMS;   /* the ' ' */
+            } else if (field == PERMS) {
+                if (++perm == 4) {
+                    field = REST;
+                    if (c == 's' && start < hi && end > lo)
+                        fn(start < lo ? lo : start, end > hi ? hi : end, ctx);
+                }
+            }
+        }
+    }
+}
+
+bool os_each_shared_mapping_in_text(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = shared_from_text(fd, lo, hi, fn, ctx);
+    close_own(fd);
+    return ok;
+}
+
+bool os_each_shared_mapping(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
+{
+    enum { COVERING_OR_NEXT = 0x10, VMA_SHARED = 0x08 };   /* PROCMAP_QUERY_* */
+    static bool unsupported;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = true;
+    /* One query per shared mapping: the kernel skips the private ones. */
+    for (uintptr_t at = lo; !unsupported && at < hi;) {
+        struct rm_procmap_query q = {.size = sizeof q, .query_addr = at,
+                                     .query_flags = COVERING_OR_NEXT | VMA_SHARED};
+        if (ioctl(fd, RM_PROCMAP_QUERY, &q) != 0) {
+            if (errno == ENOTTY || errno == EINVAL)
+                unsupported = true;   /* before Linux 6.11: read the text */
+            else
+                ok = errno == ENOENT;   /* none at or after at */
+            break;
+        }
+        if (q.vma_start >= hi)
+            break;
+        fn(q.vma_start < lo ? lo : q.vma_start, q.vma_end > hi ? hi : q.vma_end, ctx);
+        at = q.vma_end;
+    }
+    if (unsupported)
+        ok = shared_from_text(fd, lo, hi, fn, ctx);
+    close_own(fd);
+    return ok;
+}
+
 void os_close(int fd)
 {
     close_own(fd);
@@ -291,6 +376,34 @@ bool os_read_text(const char *path, char *buf, size_t cap)
     close_own(fd);
     buf[used] = '\0';
     return used > 0;
+}
+
+size_t os_readlink(const char *path, char *buf, size_t cap)
+{
+    ssize_t n = readlink(path, buf, cap - 1);
+    size_t len = n < 0 ? 0 : (size_t)n;
+    buf[len] = '\0';
+    return len;
+}
+
+bool os_read_pieces(const char *path, char *buf, size_t cap, os_piece_fn *fn, void *ctx)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = true;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        fn(buf, (size_t)n, ctx);
+    }
+    close_own(fd);
+    return ok;
 }
 
 long long os_read_number(const char *path)

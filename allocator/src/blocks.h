@@ -15,6 +15,7 @@ struct block {
     size_t mapped;        /* bytes mapped from start: the usable size */
     size_t capacity;      /* bytes of address range reserved from start */
     size_t refpage;       /* bytes of it mapped with reference pages */
+    size_t counted;       /* bytes counted in the _bytes stats: its largest size */
     uint32_t mappings;    /* VMAs accounted to this block */
     uint8_t kind;         /* enum refmalloc_block_kind */
     uint8_t state;

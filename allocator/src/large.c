@@ -236,9 +236,13 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
     struct block *b = zero ? NULL : reuse_cached(len, align, pattern);
     if (b) {
         b->state = BLOCK_LIVE;
-        b->size = size;
+        b->size = b->counted = size;
         mem_live_change((long)b->refpage);
         stat_add(ST_cache_hits, 1);
+        /* Counted under its kind as a fresh block is (the cache holds only
+         * refpage blocks): large_allocs = refpage + eager + zero allocs. */
+        RM_ASSERT(b->kind == REFMALLOC_BLOCK_REFPAGE);
+        count_alloc(ST_refpage_allocs, size);
         count_alloc(ST_large_allocs, size);
         stat_add(ST_live_large_blocks, 1);
         mem_seal_slack(b, true);
@@ -276,8 +280,8 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
         errno = ENOMEM;
         return NULL;
     }
-    struct block nb = {.start = at, .size = size, .mapped = len, .state = BLOCK_LIVE,
-                       .pattern = pattern};
+    struct block nb = {.start = at, .size = size, .counted = size, .mapped = len,
+                       .state = BLOCK_LIVE, .pattern = pattern};
     nb.capacity = capacity;
     nb.tag = (uint8_t)mem_pick_tag(at, capacity, 0);
     enum fresh f = large_map_fresh(&nb, at, len, zero);

@@ -15,15 +15,15 @@ import click
     "--plot",
     metavar="OUT.png",
     help="Draw the large blocks (pages written vs pattern) and the memory saved against "
-    "eager filling into OUT (png, svg, pdf...). Needs matplotlib "
-    "(pip install matplotlib, or '.[plot]' in a checkout).",
+    "eager filling into OUT (png, svg, pdf...) and print one line of totals instead of "
+    "the table. Needs matplotlib (pip install matplotlib, or '.[plot]' in a checkout).",
 )
 def report_command(files: tuple[str, ...], as_json: bool, plot: str | None) -> None:
     """Show reports written by `refmalloc run --report` or REFMALLOC_OPTIONS=report=PATH.
 
     Each FILE is a run report (every process of a run) or a single process's report.
     The table gives the totals over all processes of all FILEs, then one line per
-    process.
+    process. With --plot, one line of totals and where the picture went.
 
     \b
     Examples:
@@ -64,9 +64,11 @@ def report_command(files: tuple[str, ...], as_json: bool, plot: str | None) -> N
         }
         click.echo(json.dumps(document, indent=2))
         return
+    if plot is not None:
+        # The picture is the answer asked for: the table is a run without --plot away.
+        click.echo(f"{reports.render_line(total)}; plot written to {plot}")
+        return
     click.echo(reports.render(total, "refmalloc report"))
     if len(processes) > 1:
         click.echo("")
         click.echo(reports.render_processes(processes))
-    if plot is not None:
-        click.echo(f"\nplot written to {plot}")
