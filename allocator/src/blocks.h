@@ -9,12 +9,23 @@
 
 enum block_state { BLOCK_LIVE = 1, BLOCK_CACHED = 2 };
 
+/* The code that asked for a block, as the call-site log names it (sites.c
+ * makes these when sites= or site_list= is set). Immutable and never freed
+ * once made, so a block keeps a bare pointer and the report reads it under
+ * the large lock alone, without the sites lock (whose order is before it). */
+struct rm_site_name {
+    const char *module;     /* "?" when dladdr named none */
+    const char *symbol;     /* NULL: no symbol */
+    uintptr_t offset;       /* from the module's base (the address when "?") */
+};
+
 struct block {
     uintptr_t start;      /* 0: empty slot */
     size_t size;          /* bytes requested */
     size_t mapped;        /* bytes mapped from start: the usable size */
     size_t capacity;      /* bytes of address range reserved from start */
     size_t refpage;       /* bytes of it mapped with reference pages */
+    const struct rm_site_name *site;   /* who allocated it; NULL: not recorded */
     uint32_t mappings;    /* VMAs accounted to this block */
     uint8_t kind;         /* enum refmalloc_block_kind */
     uint8_t state;

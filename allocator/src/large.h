@@ -9,15 +9,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blocks.h"
+#include "inspect.h"
 #include "refmalloc.h"
 
 /* Allocate a large block of `size` bytes aligned to `align` (a power of two),
  * zero-filled if `zero`, else holding `pattern` (which also fills what realloc
  * later adds). NULL with *unavailable set when the region cannot take it (the
  * caller uses the next allocator), NULL with errno ENOMEM when the kernel
- * refuses memory. */
+ * refuses memory. `site` (NULL when sites are not recorded) stays with the
+ * block, through realloc, for the report. */
 void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
-                  bool *unavailable);
+                  const struct rm_site_name *site, bool *unavailable);
 
 bool large_owns(const void *p);
 
@@ -35,16 +38,14 @@ size_t large_usable(const void *p);
 int large_query(const void *addr, struct refmalloc_block_info *info);
 
 /* Visit every live block (the lock is held during the walk). */
-void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
-                     void *ctx);
+void large_each_live(inspect_fn *fn, void *ctx);
 
 /* Live blocks and their usable bytes (for mallinfo), without the pagemap
  * reads large_each_live makes. */
 void large_live_totals(size_t *blocks, size_t *bytes);
 
 /* Visit the last blocks freed, oldest first (the lock is held). */
-void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
-                      void *ctx);
+void large_each_freed(inspect_fn *fn, void *ctx);
 
 /* Set up the region and read the limits (at start-up: later a seccomp
  * filter may refuse what this needs). Idempotent. */
