@@ -426,3 +426,148 @@ def render_processes(processes: Sequence[dict[str, Any]]) -> str:
         ).rstrip()
         for row in table
     )
+
+
+# --- processes and allocation sites --------------------------------------------------
+
+#: Label of the blocks of a report written without sites= (no site recorded).
+NO_SITE: Final = "(site not recorded: run with --sites)"
+
+
+def process_name(proc: dict[str, Any], width: int = 48) -> str:
+    """A process as a person knows it: its command line (``"exe"``/``"argv"`` when the
+    report has them), shortened to ``width``, and its pid."""
+    pid = int(proc["pid"])
+    argv = proc.get("argv")
+    exe = proc.get("exe")
+    words: list[str] = []
+    if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
+        words = [os.path.basename(argv[0]) or argv[0], *argv[1:]]
+    elif isinstance(exe, str) and exe:
+        words = [os.path.basename(exe) or exe]
+    if not words:
+        return f"pid {pid}"
+    text = " ".join(words)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return f"{text} [{pid}]"
+
+
+@dataclass(frozen=True, order=True)
+class SiteKey:
+    """An allocation site as the sites log names it: module and offset from its base."""
+
+    module: str
+    offset: int
+    symbol: str | None = field(default=None, compare=False)
+
+    def label(self) -> str:
+        """The symbol when dladdr named one, else module+offset (module by its basename)."""
+        where = f"{os.path.basename(self.module) or self.module}+{self.offset:#x}"
+        return f"{self.symbol} ({where})" if self.symbol else where
+
+
+@dataclass
+class SiteGroup:
+    """The large blocks of one process allocated at one site (``site`` None: unknown)."""
+
+    pid: int
+    process: str
+    site: SiteKey | None
+    blocks: int = 0
+    live: int = 0
+    bytes: int = 0  # pages spanned, in bytes: what an eager memset would dirty
+    written_bytes: int = 0
+    refpage_bytes: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)  # blocks per kind
+    label: str = ""  # the site as shown: set by name_sites, else SiteKey.label()
+
+    @property
+    def site_label(self) -> str:
+        if self.label:
+            return self.label
+        return self.site.label() if self.site else NO_SITE
+
+    @property
+    def never_written_bytes(self) -> int:
+        return self.bytes - self.written_bytes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "process": self.process,
+            "site": None
+            if self.site is None
+            else {
+                "module": self.site.module,
+                "offset": f"{self.site.offset:#x}",
+                "symbol": self.site.symbol,
+            },
+            "label": self.site_label,
+            "blocks": self.blocks,
+            "live": self.live,
+            "bytes": self.bytes,
+            "written_bytes": self.written_bytes,
+            "never_written_bytes": self.never_written_bytes,
+            "kinds": dict(self.kinds),
+        }
+
+
+def _site_of(block: dict[str, Any]) -> SiteKey | None:
+    site = block.get("site")
+    if not isinstance(site, dict):
+        return None
+    try:
+        offset = int(str(site.get("offset", "")), 16)
+    except ValueError:
+        return None
+    symbol = site.get("symbol")
+    return SiteKey(str(site.get("module", "?")), offset, symbol if symbol else None)
+
+
+def site_groups(processes: Sequence[dict[str, Any]]) -> list[SiteGroup]:
+    """Large blocks (live and recently freed) grouped by process and allocation site,
+    the largest first (bytes spanned)."""
+    groups: dict[tuple[int, SiteKey | None], SiteGroup] = {}
+    for proc in processes:
+        pid = int(proc["pid"])
+        page = int(proc["page_size"])
+        name = process_name(proc)
+        for live, key in ((True, "live_blocks"), (False, "freed_blocks")):
+            for block in proc.get(key) or ():
+                site = _site_of(block)
+                group = groups.get((pid, site))
+                if group is None:
+                    group = groups[(pid, site)] = SiteGroup(pid, name, site)
+                kind = str(block.get("kind", "?"))
+                pages = int(block.get("pages", 0))
+                written = int(block.get("pages_written", 0))
+                group.blocks += 1
+                group.live += live
+                group.bytes += pages * page
+                group.written_bytes += written * page
+                if kind == "refpage":
+                    group.refpage_bytes += pages * page
+                group.kinds[kind] = group.kinds.get(kind, 0) + 1
+    return sorted(groups.values(), key=lambda g: (-g.bytes, g.pid, g.site_label))
+
+
+def name_sites(groups: Iterable[SiteGroup]) -> None:
+    """Give groups their function (and file:line) from the binaries' debug information
+    where addr2line finds it, as ``check --locate`` names sites."""
+    from pyalloc.check.locate import Site, name_site  # addr2line: only when asked
+
+    for group in groups:
+        if group.site is None or group.label:
+            continue
+        site = group.site
+        named = name_site(Site(site.module, site.offset, site.symbol or "-"))
+        function = named.function or site.symbol
+        if not function:
+            continue
+        where = os.path.basename(named.file) if named.file else os.path.basename(site.module)
+        if named.file and named.line:
+            where += f":{named.line}"
+        elif not named.file:
+            where += f"+{site.offset:#x}"
+        group.label = f"{function} ({where})"
