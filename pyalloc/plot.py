@@ -145,7 +145,8 @@ def _sites_panel(ax: Any, groups: list[SiteGroup]) -> None:
     ax.invert_yaxis()
     ax.legend(loc="lower right", fontsize=8)
     shown = f"{len(groups)} of {total}" if total > len(groups) else f"{total}"
-    ax.set_title(f"where did the memory go: large blocks by allocation site ({shown} groups)")
+    noun = "group" if total == 1 else "groups"
+    ax.set_title(f"where did the memory go: large blocks by allocation site ({shown} {noun})")
     ax.set_xlabel("bytes (log scale)")
 
 

@@ -61,8 +61,18 @@ def parse(data: Any, where: str) -> list[dict[str, Any]]:
     return [_check_process(data, where)]
 
 
+def is_check_result(data: Any) -> bool:
+    """Is this decoded JSON a ``refmalloc check --json`` result (not a report)?"""
+    return isinstance(data, dict) and "verdict" in data and "comparisons" in data
+
+
 def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a report file: the process reports it holds (raises ReportError)."""
+    return parse(read_json(path), os.fspath(path))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """The decoded JSON of a report or check result (raises ReportError)."""
     where = os.fspath(path)
     try:
         text = Path(path).read_text()
@@ -73,7 +83,7 @@ def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     except json.JSONDecodeError as exc:
         detail = "empty file" if not text.strip() else f"invalid JSON: {exc}"
         raise ReportError(f"{where}: not a refmalloc report ({detail})") from exc
-    return parse(data, where)
+    return data
 
 
 # --- collecting the reports of a run ---------------------------------------------------
@@ -336,12 +346,15 @@ def _bytes_list(values: Sequence[int | None]) -> str:
     return ", ".join("off" if v is None else f"0x{v:02x}" for v in values)
 
 
-def render(summary: Summary, title: str = "refmalloc") -> str:
-    """The summary as a short, aligned table."""
+def who(summary: Summary) -> str:
+    procs = len(summary.pids)
+    return f"pid {summary.pids[0]}" if procs == 1 else f"{procs} processes"
+
+
+def summary_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The summary as (label, text) rows: the text table's and the HTML page's."""
     s = summary
     rows: list[tuple[str, str]] = []
-    procs = len(s.pids)
-    who = f"pid {s.pids[0]}" if procs == 1 else f"{procs} processes"
     rows.append(
         ("pattern", f"{_bytes_list(s.pattern)} (free pattern {_bytes_list(s.free_pattern)})")
     )
@@ -392,8 +405,15 @@ def render(summary: Summary, title: str = "refmalloc") -> str:
     rows.append(("large block cache", f"{cache['hits']:,} hits, {cache['misses']:,} misses"))
     taken = [f"{n:,} {FALLBACKS[k]}" for k, n in s.fallbacks.items() if n]
     rows.append(("fallbacks", "; ".join(taken) if taken else "none"))
+    return rows
+
+
+def render(summary: Summary, title: str = "refmalloc") -> str:
+    """The summary as a short, aligned table."""
+    s = summary
+    rows = summary_rows(summary)
     width = max(len(label) for label, _ in rows)
-    lines = [f"{title}: {who}"]
+    lines = [f"{title}: {who(s)}"]
     lines.extend(f"  {label.ljust(width)}  {value}" for label, value in rows)
     lines.extend(f"  note: {note}" for note in s.notes)
     return "\n".join(lines)

@@ -6,6 +6,7 @@ a report written by the real library for a real program.
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -376,3 +377,71 @@ def test_report_of_a_real_run(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr.decode()
     assert b"refpage pages written" in out.stdout
     assert b"memory at exit" in out.stdout
+
+
+CHECK_RESULT: dict[str, Any] = {
+    "command": ["prog", "<&>"],
+    "verdict": "dependence",
+    "exit_code": 1,
+    "patterns": [170, 85],
+    "runs": [],
+    "comparisons": [],
+    "findings": [
+        {
+            "kind": "uninitialized",
+            "observable": "stdout",
+            "difference": {"offset": 3, "line": 1, "context": "<aa>", "other_context": "55"},
+        }
+    ],
+    "notes": [],
+    "locate": {
+        "sites_logged": 2,
+        "runs": 3,
+        "sites": [
+            {
+                "module": "/usr/bin/prog",
+                "offset": "0x1234",
+                "allocations": 1,
+                "symbol": None,
+                "function": "fill_table",
+                "file": "prog.c",
+                "line": 7,
+            }
+        ],
+        "note": None,
+    },
+}
+
+
+def test_report_check_result_needs_html(tmp_path: Path) -> None:
+    src = write(tmp_path / "check.json", CHECK_RESULT)
+    result = CliRunner().invoke(main, ["report", src])
+    assert result.exit_code == 1
+    assert "a `refmalloc check --json` result, not a report; --html shows it" in result.output
+
+
+def test_report_html_page_without_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page is written without the plot extra (it says why there is no picture);
+    text from the reports is escaped; the site check named is marked in the site table."""
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    run = write(tmp_path / "r.json", reports.run_report(["prog"], 0, 100, sited_run()))
+    check = write(tmp_path / "check.json", CHECK_RESULT)
+    out = tmp_path / "page.html"
+    result = CliRunner().invoke(main, ["report", "--html", str(out), run, check])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert f"No picture: {html.escape(MISSING_MESSAGE)}" in page and "<img" not in page
+    assert "&lt;aa&gt;" in page and "<aa>" not in page
+    assert (
+        '<tr class="located" data-pid="100"><td data-key="site" title="/usr/bin/prog+0x1234">'
+        in page
+    )
+    # Only a check result: a page, no process sections.
+    alone = tmp_path / "alone.html"
+    result = CliRunner().invoke(main, ["report", "--html", str(alone), check])
+    assert result.exit_code == 0, result.output
+    assert "fill_table" in alone.read_text() and 'id="processes"' not in alone.read_text()
