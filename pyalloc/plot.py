@@ -56,20 +56,29 @@ def _pyplot() -> Any:
     return importlib.import_module("matplotlib.pyplot")
 
 
-def _byte_axis(ax: Any, values: Sequence[float]) -> None:
+def _tick(value: float) -> str:
+    """A power of two in binary units, without decimals: ``131072`` -> ``"128 KiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _byte_axis(ax: Any, values: Sequence[float], ticks_max: int = 8) -> None:
     """A log x axis in binary units, from under the smallest value to past the largest
-    (room on the right for the annotations)."""
+    (room on the right for the annotations), with at most ``ticks_max`` ticks."""
     ticker = importlib.import_module("matplotlib.ticker")
     positive = [v for v in values if v > 0] or [4096.0]
     lo = 2.0 ** math.floor(math.log2(min(positive)) - 1)
     hi = 2.0 ** math.ceil(math.log2(max(positive)) + 4)
     ax.set_xscale("log", base=2)
     ax.set_xlim(lo, hi)
-    step = max(2, math.ceil((math.log2(hi) - math.log2(lo)) / 8))
+    step = max(2, math.ceil((math.log2(hi) - math.log2(lo)) / ticks_max))
     ticks = [2.0**e for e in range(math.ceil(math.log2(lo)), math.floor(math.log2(hi)) + 1, step)]
     ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
     ax.xaxis.set_minor_locator(ticker.NullLocator())
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: human(int(v))))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: _tick(v)))
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -168,7 +177,7 @@ def _process_panel(ax: Any, processes: Sequence[dict[str, Any]]) -> None:
     rows = rows[:MAX_PROCESSES]
     bar = 0.8 / len(PATH_BARS)
     everything = [float(v) for _, _, values in rows for v in values]
-    _byte_axis(ax, everything)
+    _byte_axis(ax, everything, ticks_max=5)
     floor = ax.get_xlim()[0]
     for i, (label, colour) in enumerate(PATH_BARS):
         widths = [max(float(values[i]) - floor, 0.0) for _, _, values in rows]
