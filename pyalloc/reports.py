@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -572,22 +573,27 @@ def site_groups(processes: Sequence[dict[str, Any]]) -> list[SiteGroup]:
     return sorted(groups.values(), key=lambda g: (-g.bytes, g.pid, g.site_label))
 
 
-def name_sites(groups: Iterable[SiteGroup]) -> None:
-    """Give groups their function (and file:line) from the binaries' debug information
-    where addr2line finds it, as ``check --locate`` names sites."""
+@lru_cache(maxsize=4096)
+def _site_label(site: SiteKey) -> str:
+    """A site by its function and file:line (addr2line), else SiteKey.label()."""
     from pyalloc.check.locate import Site, name_site  # addr2line: only when asked
 
+    named = name_site(Site(site.module, site.offset, site.symbol or "-"))
+    function = named.function or site.symbol
+    if not function:
+        return site.label()
+    where = os.path.basename(named.file) if named.file else os.path.basename(site.module)
+    if named.file and named.line:
+        where += f":{named.line}"
+    elif not named.file:
+        where += f"+{site.offset:#x}"
+    return f"{function} ({where})"
+
+
+def name_sites(groups: Iterable[SiteGroup]) -> None:
+    """Give groups their function (and file:line) from the binaries' debug information
+    where addr2line finds it, as ``check --locate`` names sites (one addr2line per
+    site, remembered: the page and its picture name the same sites)."""
     for group in groups:
-        if group.site is None or group.label:
-            continue
-        site = group.site
-        named = name_site(Site(site.module, site.offset, site.symbol or "-"))
-        function = named.function or site.symbol
-        if not function:
-            continue
-        where = os.path.basename(named.file) if named.file else os.path.basename(site.module)
-        if named.file and named.line:
-            where += f":{named.line}"
-        elif not named.file:
-            where += f"+{site.offset:#x}"
-        group.label = f"{function} ({where})"
+        if group.site is not None and not group.label:
+            group.label = _site_label(group.site)
