@@ -35,7 +35,7 @@ static bool program_defines(void *sym, const char *name)
 {
     Dl_info info;
     const ElfW(Sym) *entry = NULL;
-    return dladdr1(sym, &info, (void **)&entry, RTLD_DL_SYMENT) && entry &&
+    return os_dladdr1(sym, &info, (void **)&entry, RTLD_DL_SYMENT) && entry &&
            entry->st_shndx != SHN_UNDEF && info.dli_saddr == sym && info.dli_sname &&
            !strcmp(info.dli_sname, name);
 }
@@ -196,7 +196,7 @@ bool first_detect(void)
     Dl_info who;
     struct link_map *self_map = next_object_of((void *)marker);
     first_object = next_object_of(m);
-    if (!first_object || !self_map || first_object == self_map || !dladdr(m, &who))
+    if (!first_object || !self_map || first_object == self_map || !os_dladdr(m, &who))
         return true;
     const char *name = who.dli_fname && *who.dli_fname ? who.dli_fname : "the program";
     struct link_map *program = self_map;

@@ -4,7 +4,6 @@
 #include <link.h>
 #include <stdalign.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "os.h"
@@ -73,7 +72,7 @@ struct link_map *next_object_of(const void *sym)
 {
     Dl_info info;
     struct link_map *map = NULL;
-    if (!sym || !dladdr1(sym, &info, (void **)&map, RTLD_DL_LINKMAP))
+    if (!sym || !os_dladdr1(sym, &info, (void **)&map, RTLD_DL_LINKMAP))
         return NULL;
     return map;
 }
@@ -124,7 +123,7 @@ static void *lookup(const char *name)
 static bool from_malloc_debug(void *fn)
 {
     Dl_info here;
-    if (!fn || !dladdr(fn, &here) || !here.dli_fname)
+    if (!fn || !os_dladdr(fn, &here) || !here.dli_fname)
         return false;
     const char *name = strrchr(here.dli_fname, '/');
     name = name ? name + 1 : here.dli_fname;
@@ -141,10 +140,10 @@ static bool from_glibc(void *fn)
 /* MALLOC_CHECK_ (or the glibc.malloc.check tunable) set to non-zero. */
 static bool malloc_check_asked(void)
 {
-    const char *v = getenv("MALLOC_CHECK_");
+    const char *v = os_getenv("MALLOC_CHECK_");
     if (v && *v && strcmp(v, "0"))
         return true;
-    const char *t = getenv("GLIBC_TUNABLES");
+    const char *t = os_getenv("GLIBC_TUNABLES");
     const char *c = t ? strstr(t, "glibc.malloc.check=") : NULL;
     return c && c[19] && c[19] != '0';
 }

@@ -7,17 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "refmalloc_internal.h"   /* struct rm_site_name */
+
 enum block_state { BLOCK_LIVE = 1, BLOCK_CACHED = 2 };
 
-/* The code that asked for a block, as the call-site log names it (sites.c
- * makes these when sites= or site_list= is set). Immutable and never freed
- * once made, so a block keeps a bare pointer and the report reads it under
- * the large lock alone, without the sites lock (whose order is before it). */
-struct rm_site_name {
-    const char *module;     /* "?" when dladdr named none */
-    const char *symbol;     /* NULL: no symbol */
-    uintptr_t offset;       /* from the module's base (the address when "?") */
-};
 
 struct block {
     uintptr_t start;      /* 0: empty slot */

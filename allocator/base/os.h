@@ -101,9 +101,12 @@ _Noreturn void os_abort(void);
 
 /* The libc environment: an environment variable (NULL when unset), give the
  * processor to another thread, and the module and symbol holding an address
- * (dladdr; takes the dynamic loader's lock). */
+ * (dladdr; takes the dynamic loader's lock). os_dladdr1 also gives what
+ * `flags` asks for in *extra (RTLD_DL_LINKMAP: the module's link_map,
+ * RTLD_DL_SYMENT: the symbol's ELF entry). */
 const char *os_getenv(const char *name);
 void os_yield(void);
 bool os_dladdr(const void *addr, Dl_info *info);
+bool os_dladdr1(const void *addr, Dl_info *info, void **extra, int flags);
 
 #endif

@@ -8,8 +8,8 @@
 
 #include <stdbool.h>
 
-#include "blocks.h"
 #include "config.h"
+#include "refmalloc_internal.h"   /* struct rm_site_name */
 
 extern bool rm_sites_active;   /* owned by sites.c, set once at start-up */
 

@@ -549,3 +549,8 @@ bool os_dladdr(const void *addr, Dl_info *info)
 {
     return dladdr(addr, info) != 0;
 }
+
+bool os_dladdr1(const void *addr, Dl_info *info, void **extra, int flags)
+{
+    return dladdr1(addr, info, extra, flags) != 0;
+}
