@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -248,8 +249,6 @@ def test_plot_figure_log_axes_site_groups_process_names() -> None:
     lo, hi = sites.get_xlim()
     spans = sorted((p for p in sites.patches if p.get_height() == 0.8), key=lambda p: p.get_width())
     small = spans[0]
-    import math
-
     assert (math.log2(small.get_x() + small.get_width()) - math.log2(lo)) / (
         math.log2(hi) - math.log2(lo)
     ) > 0.1
