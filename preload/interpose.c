@@ -72,10 +72,11 @@ static inline __attribute__((always_inline)) void *small_filled(void *p, size_t 
     return usable ? small_fill(p, usable, pattern) : small_fill_asking(p, size, pattern);
 }
 
-static void *large_or_next(size_t size, size_t align, bool zero, unsigned char pattern)
+static void *large_or_next(size_t size, size_t align, bool zero, unsigned char pattern,
+                           const struct rm_site_name *site)
 {
     bool unavailable;
-    void *p = large_alloc(size, align, zero, pattern, &unavailable);
+    void *p = large_alloc(size, align, zero, pattern, site, &unavailable);
     if (p || !unavailable)
         return p;
     /* No room in the region: the next allocator, filled eagerly. */
@@ -111,9 +112,10 @@ void *rm_malloc_from(size_t size, const void *site)
         return bootstrap_alloc(size, BASE_ALIGNMENT);
     if (passthrough())
         return rm_first.malloc(size);
-    unsigned char pattern = pattern_at(site);
+    const struct rm_site_name *name;
+    unsigned char pattern = pattern_named(site, &name);
     if (size >= config()->threshold)
-        return large_or_next(size, 0, false, pattern);
+        return large_or_next(size, 0, false, pattern, name);
     return small_filled(rm_next.malloc(size), size, pattern);
 }
 
@@ -195,8 +197,11 @@ static void *calloc_from(size_t n, size_t size, const void *site)
         return bootstrap_alloc(total, BASE_ALIGNMENT);
     if (passthrough())
         return rm_first.calloc(n, size);
-    if (total >= config()->threshold)
-        return large_or_next(total, 0, true, pattern_at(site));
+    if (total >= config()->threshold) {
+        const struct rm_site_name *name;
+        unsigned char pattern = pattern_named(site, &name);
+        return large_or_next(total, 0, true, pattern, name);
+    }
     void *p = rm_next.calloc(n, size);
     if (p)
         stat_small_alloc(total);
@@ -252,7 +257,9 @@ static void *realloc_from(void *p, size_t size, const void *site)
         void *q = large_realloc(p, size, &unavailable);
         if (q || !unavailable)
             return q;
-        q = large_or_next(size, 0, false, pattern_at(site));
+        const struct rm_site_name *name;
+        unsigned char pattern = pattern_named(site, &name);
+        q = large_or_next(size, 0, false, pattern, name);
         return q ? move_content(q, p, large_usable(p), size) : NULL;
     }
     if (asking_usable || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
@@ -265,7 +272,9 @@ static void *realloc_from(void *p, size_t size, const void *site)
          * grows the block where it is (mremap for glibc's mmap'd blocks)
          * instead of a copy and a fill of the whole block at every step. */
         bool unavailable;
-        void *q = large_alloc(size, 0, false, pattern_at(site), &unavailable);
+        const struct rm_site_name *name;
+        unsigned char pattern = pattern_named(site, &name);
+        void *q = large_alloc(size, 0, false, pattern, name, &unavailable);
         if (q || !unavailable)
             return q ? move_content(q, p, old, size) : NULL;
     }
@@ -309,9 +318,10 @@ static void *aligned_from(size_t align, size_t size, const void *site)
         return rm_malloc_from(size, site);
     if (!runtime_ready())
         return bootstrap_alloc(size, align);
-    unsigned char pattern = pattern_at(site);
+    const struct rm_site_name *name;
+    unsigned char pattern = pattern_named(site, &name);
     if (size >= config()->threshold || align > LARGE_ALIGNMENT)
-        return large_or_next(size, align, false, pattern);
+        return large_or_next(size, align, false, pattern, name);
     return small_filled(rm_next.memalign(align, size), size, pattern);
 }
 

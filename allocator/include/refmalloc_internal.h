@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- Life cycle ---- */
 
@@ -33,13 +34,25 @@ void rm_core_exit(void);
 
 /* ---- Large blocks: at or above the threshold, one lock guards them ---- */
 
+/* The code that asked for a block, as the call-site log names it
+ * (preload/sites.c makes these when sites= or site_list= is set). Immutable
+ * and never freed once made, so a block keeps a bare pointer and the report
+ * reads it under the large lock alone, without the sites lock (whose order
+ * is before it). */
+struct rm_site_name {
+    const char *module;     /* "?" when dladdr named none */
+    const char *symbol;     /* NULL: no symbol */
+    uintptr_t offset;       /* from the module's base (the address when "?") */
+};
+
 /* Allocate a large block of `size` bytes aligned to `align` (a power of two),
  * zero-filled if `zero`, else holding `pattern` (which also fills what realloc
  * later adds). NULL with *unavailable set when the region cannot take it (the
  * caller uses the next allocator), NULL with errno ENOMEM when the kernel
- * refuses memory. */
+ * refuses memory. `site` (NULL when sites are not recorded) stays with the
+ * block, through realloc, for the report. */
 void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
-                  bool *unavailable);
+                  const struct rm_site_name *site, bool *unavailable);
 
 bool large_owns(const void *p);
 

@@ -9,18 +9,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blocks.h"
+#include "inspect.h"
 #include "refmalloc.h"
 #include "refmalloc_internal.h"   /* the block API preload/ calls */
 
 int large_query(const void *addr, struct refmalloc_block_info *info);
 
 /* Visit every live block (the lock is held during the walk). */
-void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
-                     void *ctx);
+void large_each_live(inspect_fn *fn, void *ctx);
 
 /* Visit the last blocks freed, oldest first (the lock is held). */
-void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx),
-                      void *ctx);
+void large_each_freed(inspect_fn *fn, void *ctx);
 
 /* Set up the region and read the limits (at start-up: later a seccomp
  * filter may refuse what this needs). Idempotent. */

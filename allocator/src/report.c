@@ -116,7 +116,8 @@ struct blocks_json {
     unsigned count;
 };
 
-static void block_json(const struct refmalloc_block_info *b, void *ctx)
+static void block_json(const struct refmalloc_block_info *b, const struct rm_site_name *site,
+                       void *ctx)
 {
     static const char *const kinds[] = {"?", "refpage", "eager", "zero"};
     struct blocks_json *j = ctx;
@@ -134,10 +135,24 @@ static void block_json(const struct refmalloc_block_info *b, void *ctx)
     out_u64(o, b->pages_written);
     out_str(o, ", \"kind\": \"");
     out_str(o, kinds[b->kind >= 1 && b->kind <= 3 ? b->kind : 0]);
-    out_str(o, "\"}");
+    out_str(o, "\"");
+    if (site) {
+        /* As the sites log names it, so a report's blocks and the log join. */
+        out_str(o, ", \"site\": {\"module\": ");
+        out_json_str(o, site->module);
+        out_str(o, ", \"offset\": \"");
+        out_hex(o, site->offset);
+        out_str(o, "\", \"symbol\": ");
+        if (site->symbol)
+            out_json_str(o, site->symbol);
+        else
+            out_str(o, "null");
+        out_str(o, "}");
+    }
+    out_str(o, "}");
 }
 
-typedef void (*block_walk_fn)(void (*fn)(const struct refmalloc_block_info *, void *), void *);
+typedef void (*block_walk_fn)(inspect_fn *fn, void *);
 
 static void blocks_json(struct out *o, const char *name, block_walk_fn walk)
 {
