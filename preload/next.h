@@ -54,8 +54,7 @@ static inline size_t next_fresh_usable(const void *p)
     return (head & ~(size_t)7) - (head & 2 ? 2 : 1) * sizeof(size_t);
 }
 
-/* The loaded object that defines sym (NULL if none), and glibc's libc.so. */
-struct link_map *next_object_of(const void *sym);
+/* glibc's libc.so (the loaded object that defines sym: os_object_of). */
 struct link_map *next_libc_object(void);
 
 /* The next definition of libc function `name` after refmalloc (for the

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,4 +667,40 @@ bool os_dladdr(const void *addr, Dl_info *info)
 bool os_dladdr1(const void *addr, Dl_info *info, void **extra, int flags)
 {
     return dladdr1(addr, info, extra, flags) != 0;
+}
+
+struct object_search {
+    uintptr_t addr;
+    uintptr_t base;
+    const char *name;    /* NULL: not found */
+};
+
+static int object_holding(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct object_search *s = data;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && s->addr >= start && s->addr - start < ph->p_memsz) {
+            s->base = info->dlpi_addr;
+            s->name = info->dlpi_name ? info->dlpi_name : "";
+            return 1;
+        }
+    }
+    return 0;
+}
+
+struct link_map *os_object_of(const void *addr)
+{
+    if (!addr)
+        return NULL;
+    struct object_search s = {.addr = (uintptr_t)addr};
+    if (dl_iterate_phdr(object_holding, &s) && s.name)
+        for (struct link_map *m = _r_debug.r_map; m; m = m->l_next)
+            if (m->l_addr == s.base && !strcmp(m->l_name ? m->l_name : "", s.name))
+                return m;
+    Dl_info info;
+    struct link_map *map = NULL;
+    return dladdr1(addr, &info, (void **)&map, RTLD_DL_LINKMAP) ? map : NULL;
 }

@@ -124,4 +124,10 @@ void os_yield(void);
 bool os_dladdr(const void *addr, Dl_info *info);
 bool os_dladdr1(const void *addr, Dl_info *info, void **extra, int flags);
 
+/* The loaded object (of the main namespace) holding addr, found by its
+ * program headers (dl_iterate_phdr) without the symbol-table search that
+ * makes dladdr cost tens of thousands of instructions a call; dladdr1's
+ * answer for an address in another namespace. NULL if none holds it. */
+struct link_map *os_object_of(const void *addr);
+
 #endif
