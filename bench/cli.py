@@ -9,8 +9,9 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from bench import plots, programs, report, suite, summary, sweep
+from bench import compare, plots, programs, report, suite, summary, sweep
 from bench.configs import BASELINE, BY_NAME, CONFIGS, find_lib
 from bench.workloads import build_workloads, select
 
@@ -68,6 +69,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="measure nothing: render the tables and plots of an earlier results.json again",
     )
+    p.add_argument(
+        "--compare",
+        metavar="OLD.json",
+        help="also print this run's ratios beside those of an earlier results.json "
+        "(before → now, and now/before), and write them to compare.md in --out",
+    )
     return p.parse_args(argv)
 
 
@@ -76,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = sys.stderr
     if args.sweep:
         return _sweep(args, argv)
+    try:
+        earlier = _earlier_run(args.compare)
+    except ValueError as exc:
+        print(f"bench: --compare {args.compare}: {exc}", file=err)
+        return 2
     workloads = build_workloads(args.quick)
     if args.list:
         for w in workloads:
@@ -87,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_json:
         data = json.loads(Path(args.from_json).read_text())
         result = suite.from_json(data)
-        return _output(args, result, data["meta"].get("command", "python -m bench"), save=False)
+        command = data["meta"].get("command", "python -m bench")
+        return _output(args, result, command, save=False, earlier=earlier)
     try:
         workloads = select(workloads, args.workloads)
     except ValueError as exc:
@@ -131,7 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _command(argv)
     result.meta["command"] = command
     result.meta["quick"] = args.quick
-    return _output(args, result, command, save=True)
+    return _output(args, result, command, save=True, earlier=earlier)
+
+
+def _earlier_run(path: str | None) -> dict[str, Any] | None:
+    """The results.json --compare names, read before measuring so a typo costs no run."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read it: {exc}") from exc
+    if not isinstance(data, dict) or "summary" not in data:
+        raise ValueError("not a results.json of python -m bench")
+    return data
 
 
 def _reps(args: argparse.Namespace) -> int | None:
@@ -153,10 +179,10 @@ def _command(argv: Sequence[str] | None) -> str:
 
 def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     err = sys.stderr
-    if args.configs or args.workloads or args.from_json or args.list:
+    if args.configs or args.workloads or args.from_json or args.list or args.compare:
         print(
             "bench: --sweep has its own program and configurations: "
-            "--configs, --workloads, --from-json and --list do not apply",
+            "--configs, --workloads, --from-json, --list and --compare do not apply",
             file=err,
         )
         return 2
@@ -190,7 +216,13 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 1 if any(m.error for m in result.measurements) else 0
 
 
-def _output(args: argparse.Namespace, result: suite.RunResult, command: str, save: bool) -> int:
+def _output(
+    args: argparse.Namespace,
+    result: suite.RunResult,
+    command: str,
+    save: bool,
+    earlier: dict[str, Any] | None,
+) -> int:
     err = sys.stderr
     cells = summary.summarize(result)
     verdicts = summary.verdicts(result, cells)
@@ -199,8 +231,13 @@ def _output(args: argparse.Namespace, result: suite.RunResult, command: str, sav
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text)
+    data = summary.to_json(result, cells, verdicts)
+    if earlier is not None:
+        compared = compare.render(earlier, data, args.compare)
+        print(compared)
+        (out / "compare.md").write_text(compared)
+        print(f"bench: comparison in {out}/compare.md", file=err)
     if save:
-        data = summary.to_json(result, cells, verdicts)
         blob = json.dumps(data, indent=1, default=str) + "\n"
         (out / "results.json").write_text(blob)
         if args.json:

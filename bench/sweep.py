@@ -93,7 +93,7 @@ def check_path(m: Measurement, count: int) -> None:
     stats = m.extra.get("rm_stats")
     if m.error or m.config == "glibc" or not isinstance(stats, dict):
         return
-    large = stats["refpage_allocs"] + stats["cache_hits"] + stats["eager_allocs"]
+    large = stats["refpage_allocs"] + stats["eager_allocs"]  # reused blocks are refpage ones
     if m.config == "small" and large:
         m.error = f"{large} large block(s) where the threshold should send every block small"
     elif m.config == "refpage" and (stats["eager_allocs"] or large < count):

@@ -11,6 +11,7 @@
 
 #include "entry.h"
 #include "export.h"
+#include "os.h"
 #include "out.h"
 
 typedef void (*new_handler_fn)(void);
@@ -44,7 +45,7 @@ static void out_of_memory(void)
         throw_bad_alloc();
     out_diag("operator new: out of memory and no C++ runtime to throw std::bad_alloc",
              NULL, NULL);
-    abort();
+    os_abort();
 }
 
 static void *new_or_throw(size_t size, size_t align, const void *site)

@@ -2,7 +2,7 @@
  * not know to be refmalloc's (closefrom, loops over /proc/self/fd, dup2 onto
  * a number). Each is reported before it takes effect, so that refmalloc's
  * own descriptors are checked again only after a change that may touch them
- * (allocator/src/descriptors.h). */
+ * (allocator/base/descriptors.h). */
 #include <unistd.h>
 
 #include "export.h"

@@ -25,7 +25,7 @@ static void *first_handle = RTLD_DEFAULT;
 static void *own(const char *name)
 {
     void *p = next_lookup(first_handle, name);
-    return p && next_object_of(p) == first_object ? p : NULL;
+    return p && os_object_of(p) == first_object ? p : NULL;
 }
 
 /* Does the program itself define `name`? A program built without PIE that
@@ -35,7 +35,7 @@ static bool program_defines(void *sym, const char *name)
 {
     Dl_info info;
     const ElfW(Sym) *entry = NULL;
-    return dladdr1(sym, &info, (void **)&entry, RTLD_DL_SYMENT) && entry &&
+    return os_dladdr1(sym, &info, (void **)&entry, RTLD_DL_SYMENT) && entry &&
            entry->st_shndx != SHN_UNDEF && info.dli_saddr == sym && info.dli_sname &&
            !strcmp(info.dli_sname, name);
 }
@@ -50,7 +50,7 @@ static struct link_map *preloaded_before(struct link_map *self, void **handle)
     for (struct link_map *m = head->l_next; m && m != self; m = m->l_next) {
         void *h = dlopen(m->l_name, RTLD_LAZY | RTLD_NOLOAD);
         void *p = h ? next_lookup(h, "malloc") : NULL;
-        if (p && next_object_of(p) == m) {
+        if (p && os_object_of(p) == m) {
             *handle = h;
             return m;
         }
@@ -194,9 +194,9 @@ bool first_detect(void)
 {
     void *m = next_lookup(RTLD_DEFAULT, "malloc");
     Dl_info who;
-    struct link_map *self_map = next_object_of((void *)marker);
-    first_object = next_object_of(m);
-    if (!first_object || !self_map || first_object == self_map || !dladdr(m, &who))
+    struct link_map *self_map = os_object_of((void *)marker);
+    first_object = os_object_of(m);
+    if (!first_object || !self_map || first_object == self_map || !os_dladdr(m, &who))
         return true;
     const char *name = who.dli_fname && *who.dli_fname ? who.dli_fname : "the program";
     struct link_map *program = self_map;
@@ -207,7 +207,7 @@ bool first_detect(void)
         if (!before)
             return true;   /* refmalloc's malloc is the first after all */
         name = before->l_name;
-        first_object = next_object_of(next_lookup(first_handle, "malloc"));
+        first_object = os_object_of(next_lookup(first_handle, "malloc"));
     }
     if (!resolve()) {
         out_diag("malloc comes first from ", name,

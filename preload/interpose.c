@@ -12,9 +12,9 @@
 #include "entry.h"
 #include "export.h"
 #include "first.h"
-#include "large.h"
 #include "next.h"
 #include "os.h"
+#include "refmalloc_internal.h"
 #include "runtime.h"
 #include "sites.h"
 #include "stats.h"
@@ -48,20 +48,35 @@ static size_t next_usable(void *p, size_t fallback)
     return usable;
 }
 
-static void *small_filled(void *p, size_t size, unsigned char pattern)
+/* A block fresh from the next allocator, filled with the pattern up to its
+ * usable size (a program may use all of it). memset is the last call, so the
+ * compiler can make it a jump. */
+static void *small_fill(void *p, size_t usable, unsigned char pattern)
 {
-    if (p) {
-        size_t usable = next_usable(p, size);
-        memset(p, pattern, usable);
-        stat_small_alloc(usable);
-    }
-    return p;
+    stat_small_alloc(usable);
+    return memset(p, pattern, usable);
 }
 
-static void *large_or_next(size_t size, size_t align, bool zero, unsigned char pattern)
+static __attribute__((noinline)) void *small_fill_asking(void *p, size_t size,
+                                                         unsigned char pattern)
+{
+    return small_fill(p, next_usable(p, size), pattern);
+}
+
+static inline __attribute__((always_inline)) void *small_filled(void *p, size_t size,
+                                                                unsigned char pattern)
+{
+    if (!p)
+        return NULL;
+    size_t usable = next_fresh_usable(p);
+    return usable ? small_fill(p, usable, pattern) : small_fill_asking(p, size, pattern);
+}
+
+static void *large_or_next(size_t size, size_t align, bool zero, unsigned char pattern,
+                           const struct rm_site_name *site)
 {
     bool unavailable;
-    void *p = large_alloc(size, align, zero, pattern, &unavailable);
+    void *p = large_alloc(size, align, zero, pattern, site, &unavailable);
     if (p || !unavailable)
         return p;
     /* No room in the region: the next allocator, filled eagerly. */
@@ -106,9 +121,10 @@ void *rm_malloc_from(size_t size, const void *site)
         return bootstrap_alloc(size, BASE_ALIGNMENT);
     if (passthrough())
         return rm_first.malloc(size);
-    unsigned char pattern = pattern_at(site);
+    const struct rm_site_name *name;
+    unsigned char pattern = pattern_named(site, &name);
     if (size >= config()->threshold)
-        return noted(large_or_next(size, 0, false, pattern), size, site);
+        return noted(large_or_next(size, 0, false, pattern, name), size, site);
     return small_filled(rm_next.malloc(size), size, pattern);
 }
 
@@ -133,11 +149,29 @@ static size_t handed_back_usable(void *p)
     return next_usable(p, 0);
 }
 
-static void fill_freed(void *p)
+static __attribute__((noinline)) void fill_freed(void *p)
 {
     size_t usable = handed_back_usable(p);
     if (usable > FREE_KEEP)
         memset((char *)p + FREE_KEEP, config()->free_pattern, usable - FREE_KEEP);
+}
+
+/* free keeps errno (POSIX 2024, glibc since 2.33): refmalloc's munmap may
+ * change it, and an allocator stacked behind refmalloc may too; glibc's own
+ * free keeps it itself. Out of line, so that free's small path saves no
+ * registers and ends in a jump to the next allocator's free. */
+static __attribute__((noinline)) void free_large(void *p)
+{
+    int saved = errno;
+    large_free(p, "free()");
+    errno = saved;
+}
+
+static __attribute__((noinline)) void next_free_keeping_errno(void *p)
+{
+    int saved = errno;
+    rm_next.free(p);
+    errno = saved;
 }
 
 RM_EXPORT void free(void *p)
@@ -148,16 +182,17 @@ RM_EXPORT void free(void *p)
         rm_first.free(p);
         return;
     }
-    int saved = errno;
     if (large_owns(p)) {
-        large_free(p, "free()");
-    } else {
-        if (config()->free_pattern_on)
-            fill_freed(p);
-        rm_next.free(p);
-        stat_small_free();
+        free_large(p);
+        return;
     }
-    errno = saved;
+    if (config()->free_pattern_on)
+        fill_freed(p);
+    stat_small_free();
+    if (rm_next.glibc)
+        rm_next.free(p);
+    else
+        next_free_keeping_errno(p);
 }
 
 static void *calloc_from(size_t n, size_t size, const void *site)
@@ -171,8 +206,11 @@ static void *calloc_from(size_t n, size_t size, const void *site)
         return bootstrap_alloc(total, BASE_ALIGNMENT);
     if (passthrough())
         return rm_first.calloc(n, size);
-    if (total >= config()->threshold)
-        return large_or_next(total, 0, true, pattern_at(site));
+    if (total >= config()->threshold) {
+        const struct rm_site_name *name;
+        unsigned char pattern = pattern_named(site, &name);
+        return large_or_next(total, 0, true, pattern, name);
+    }
     void *p = rm_next.calloc(n, size);
     if (p)
         stat_small_alloc(total);
@@ -235,7 +273,9 @@ static void *realloc_from(void *p, size_t size, const void *site)
         void *q = large_realloc(p, size, &unavailable);
         if (q || !unavailable)
             return q;
-        q = noted(large_or_next(size, 0, false, pattern_at(site)), size, site);
+        const struct rm_site_name *name;
+        unsigned char pattern = pattern_named(site, &name);
+        q = noted(large_or_next(size, 0, false, pattern, name), size, site);
         return q ? move_content(q, p, large_usable(p), size) : NULL;
     }
     if (asking_usable || (rm_next.glibc && !next_glibc_chunk_plausible(p)))
@@ -248,7 +288,9 @@ static void *realloc_from(void *p, size_t size, const void *site)
          * grows the block where it is (mremap for glibc's mmap'd blocks)
          * instead of a copy and a fill of the whole block at every step. */
         bool unavailable;
-        void *q = noted(large_alloc(size, 0, false, pattern_at(site), &unavailable), size, site);
+        const struct rm_site_name *name;
+        unsigned char pattern = pattern_named(site, &name);
+        void *q = noted(large_alloc(size, 0, false, pattern, name, &unavailable), size, site);
         if (q || !unavailable)
             return q ? move_content(q, p, old, size) : NULL;
     }
@@ -292,9 +334,10 @@ static void *aligned_from(size_t align, size_t size, const void *site)
         return rm_malloc_from(size, site);
     if (!runtime_ready())
         return bootstrap_alloc(size, align);
-    unsigned char pattern = pattern_at(site);
+    const struct rm_site_name *name;
+    unsigned char pattern = pattern_named(site, &name);
     if (size >= config()->threshold || align > LARGE_ALIGNMENT)
-        return noted(large_or_next(size, align, false, pattern), size, site);
+        return noted(large_or_next(size, align, false, pattern, name), size, site);
     return small_filled(rm_next.memalign(align, size), size, pattern);
 }
 

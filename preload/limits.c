@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "export.h"
-#include "large.h"
 #include "next.h"
 #include "os.h"
+#include "refmalloc_internal.h"
 #include "runtime.h"
 
 typedef int (*setrlimit_fn)(__rlimit_resource_t, const struct rlimit *);

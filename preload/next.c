@@ -4,7 +4,6 @@
 #include <link.h>
 #include <stdalign.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "os.h"
@@ -69,18 +68,9 @@ static const char *glibc_version(const char *name)
 #endif
 }
 
-struct link_map *next_object_of(const void *sym)
-{
-    Dl_info info;
-    struct link_map *map = NULL;
-    if (!sym || !dladdr1(sym, &info, (void **)&map, RTLD_DL_LINKMAP))
-        return NULL;
-    return map;
-}
-
 struct link_map *next_libc_object(void)
 {
-    return next_object_of(dlsym(RTLD_DEFAULT, "gnu_get_libc_version"));
+    return os_object_of(dlsym(RTLD_DEFAULT, "gnu_get_libc_version"));
 }
 
 void *next_libc_function(void **slot, const char *name)
@@ -94,7 +84,7 @@ void *next_libc_function(void **slot, const char *name)
  * (the order of the link map list for the objects loaded at start-up). */
 static void *earlier(void *a, void *b)
 {
-    struct link_map *ma = next_object_of(a), *mb = next_object_of(b);
+    struct link_map *ma = os_object_of(a), *mb = os_object_of(b);
     for (struct link_map *m = ma; m && mb; m = m->l_next)
         if (m == mb)
             return a;
@@ -123,28 +113,28 @@ static void *lookup(const char *name)
 /* Is the object defining `fn` libc_malloc_debug.so? */
 static bool from_malloc_debug(void *fn)
 {
-    Dl_info here;
-    if (!fn || !dladdr(fn, &here) || !here.dli_fname)
+    struct link_map *m = os_object_of(fn);
+    if (!m || !m->l_name)
         return false;
-    const char *name = strrchr(here.dli_fname, '/');
-    name = name ? name + 1 : here.dli_fname;
+    const char *name = strrchr(m->l_name, '/');
+    name = name ? name + 1 : m->l_name;
     return !strncmp(name, "libc_malloc_debug.so", 20);
 }
 
 /* Is the object defining `fn` glibc's libc.so or libc_malloc_debug.so? */
 static bool from_glibc(void *fn)
 {
-    struct link_map *m = next_object_of(fn);
+    struct link_map *m = os_object_of(fn);
     return (m && m == next_libc_object()) || from_malloc_debug(fn);
 }
 
 /* MALLOC_CHECK_ (or the glibc.malloc.check tunable) set to non-zero. */
 static bool malloc_check_asked(void)
 {
-    const char *v = getenv("MALLOC_CHECK_");
+    const char *v = os_getenv("MALLOC_CHECK_");
     if (v && *v && strcmp(v, "0"))
         return true;
-    const char *t = getenv("GLIBC_TUNABLES");
+    const char *t = os_getenv("GLIBC_TUNABLES");
     const char *c = t ? strstr(t, "glibc.malloc.check=") : NULL;
     return c && c[19] && c[19] != '0';
 }
@@ -181,7 +171,7 @@ static struct link_map *allocators[2];
 
 void next_note_allocator(void *sym)
 {
-    struct link_map *m = next_object_of(sym);
+    struct link_map *m = os_object_of(sym);
     if (!m || m == next_libc_object())
         return;   /* libc calls its own __libc_* directly, never ours */
     for (size_t i = 0; i < sizeof allocators / sizeof *allocators; i++)
@@ -195,7 +185,7 @@ bool next_called_by_allocator(const void *code)
 {
     if (!allocators[0])
         return false;
-    struct link_map *m = next_object_of((void *)code);
+    struct link_map *m = os_object_of((void *)code);
     return m && (m == allocators[0] || m == allocators[1]);
 }
 
@@ -221,6 +211,9 @@ bool next_init(void)
     next_note_allocator((void *)rm_next.malloc);
     rm_next.glibc = from_glibc((void *)rm_next.free);
     rm_next.checked = from_malloc_debug((void *)rm_next.free) && malloc_check_asked();
+#if defined(__x86_64__)
+    rm_next.header_usable = rm_next.glibc && !from_malloc_debug((void *)rm_next.free);
+#endif
     if (rm_next.malloc && rm_next.free && rm_next.calloc && rm_next.realloc &&
         rm_next.memalign && rm_next.usable_size)
         return true;

@@ -33,12 +33,28 @@ struct next_allocator {
      * aborts on the bad pointers its free would report, with another
      * message, so refmalloc asks it nothing about a pointer being freed. */
     bool checked;
+    /* glibc's own libc.so.6 malloc on x86_64 (no memory tagging there): the
+     * usable size of a block it just returned is read from the chunk header,
+     * see next_fresh_usable, instead of a call per malloc. */
+    bool header_usable;
 };
 
 extern struct next_allocator rm_next;
 
-/* The loaded object that defines sym (NULL if none), and glibc's libc.so. */
-struct link_map *next_object_of(const void *sym);
+/* The usable size of a block the next allocator has just returned, when its
+ * chunk layout is known. glibc keeps the chunk size, with three flag bits,
+ * in the word before the block: a chunk in a heap also lends the block the
+ * first word of the next chunk (prev_size, unused while this one is in use),
+ * an mmapped one (flag 2) does not. 0 when not known: ask the allocator. */
+static inline size_t next_fresh_usable(const void *p)
+{
+    if (!rm_next.header_usable)
+        return 0;
+    size_t head = ((const size_t *)p)[-1];
+    return (head & ~(size_t)7) - (head & 2 ? 2 : 1) * sizeof(size_t);
+}
+
+/* glibc's libc.so (the loaded object that defines sym: os_object_of). */
 struct link_map *next_libc_object(void);
 
 /* The next definition of libc function `name` after refmalloc (for the

@@ -3,8 +3,8 @@
  * libseccomp's seccomp_load does). A filter written for glibc's malloc may
  * kill the process at the first system call glibc's malloc does not make:
  * refmalloc makes, before the filter takes effect, what it would otherwise
- * make later (allocator/src/large.h: large_before_sandbox), and only system
- * calls glibc's malloc makes too from then on. A filter installed by a raw
+ * make later (large_before_sandbox in refmalloc_internal.h), and only
+ * system calls glibc's malloc makes too from then on. A filter installed by a raw
  * system call, or inherited from the parent, is not seen: an inherited one
  * already allowed refmalloc's start-up. */
 #include <linux/seccomp.h>
@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "export.h"
-#include "large.h"
 #include "next.h"
+#include "refmalloc_internal.h"
 #include "runtime.h"
 
 typedef int (*prctl_fn)(int, unsigned long, unsigned long, unsigned long, unsigned long);

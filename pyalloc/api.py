@@ -217,7 +217,9 @@ def _extent(obj: Any) -> tuple[int, int]:
 
 def page_states(obj: Any) -> npt.NDArray[np.uint8]:
     """Per page of the memory under ``obj``: 0 never touched, 1 still the shared pattern
-    page, 2 written (a private copy; in anonymous memory any touched page).
+    page, 2 written (a private copy; in anonymous memory, and in a shared mapping such
+    as ``mmap.mmap(-1, n)``, any touched page: the kernel does not tell reads from
+    writes there).
 
     ``obj`` is any buffer: numpy array (views and strided arrays included), bytearray,
     memoryview, bytes, mmap... The first and last page may be shared with other data.

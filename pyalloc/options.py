@@ -4,7 +4,7 @@ The library parses ``REFMALLOC_OPTIONS`` itself (a comma separated ``key=value``
 This module validates values before a program is started, so that a typo is a usage
 error here rather than a warning line from inside the program, and writes values in
 the plainest form the library accepts (sizes in bytes, bytes as ``0xNN``). The keys,
-their types, defaults and ranges come from the library's table (allocator/src/
+their types, defaults and ranges come from the library's table (allocator/base/
 options.inc, read by :mod:`pyalloc.tables`); :func:`click_options` makes one flag per key.
 """
 
@@ -307,7 +307,7 @@ def click_options(
 
 
 SIZE: Final = SizeParamType()
-#: The ranges the library accepts (allocator/src/options.inc); outside them it would
+#: The ranges the library accepts (allocator/base/options.inc); outside them it would
 #: warn and use its default, so the CLI refuses such values up front.
 THRESHOLD: Final = param_type("threshold")
 BYTE: Final = ByteParamType()

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -61,8 +63,18 @@ def parse(data: Any, where: str) -> list[dict[str, Any]]:
     return [_check_process(data, where)]
 
 
+def is_check_result(data: Any) -> bool:
+    """Is this decoded JSON a ``refmalloc check --json`` result (not a report)?"""
+    return isinstance(data, dict) and "verdict" in data and "comparisons" in data
+
+
 def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a report file: the process reports it holds (raises ReportError)."""
+    return parse(read_json(path), os.fspath(path))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """The decoded JSON of a report or check result (raises ReportError)."""
     where = os.fspath(path)
     try:
         text = Path(path).read_text()
@@ -73,7 +85,7 @@ def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     except json.JSONDecodeError as exc:
         detail = "empty file" if not text.strip() else f"invalid JSON: {exc}"
         raise ReportError(f"{where}: not a refmalloc report ({detail})") from exc
-    return parse(data, where)
+    return data
 
 
 # --- collecting the reports of a run ---------------------------------------------------
@@ -131,6 +143,47 @@ def write_new(path: str, data: Any) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
+
+
+# --- which program a process ran ------------------------------------------------------
+
+#: Width of a process name in the tables (longer ones end in "…").
+NAME_WIDTH: Final = 40
+
+
+def _printable(text: str) -> str:
+    """An argument as a person can read it: bytes that were not UTF-8 (lone surrogates in
+    the report: Python's surrogateescape) as \\xNN, control characters escaped."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate the library never writes (an edited file)
+        data = text.encode("utf-8", "backslashreplace")
+    raw = data.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in raw)
+
+
+def process_name(proc: dict[str, Any], width: int = NAME_WIDTH) -> str:
+    """The program a process ran: the base name of its executable and its arguments
+    (``argv[1:]``), quoted as a shell would need, cut to ``width`` characters. Reports
+    older than the ``exe`` and ``argv`` fields give ``pid N``."""
+    exe, argv = proc.get("exe"), proc.get("argv")
+    if not isinstance(argv, list):
+        argv = []
+    if isinstance(exe, str) and exe:
+        name = os.path.basename(exe.removesuffix(" (deleted)"))
+    elif argv and isinstance(argv[0], str):
+        name = os.path.basename(argv[0])
+    else:
+        return f"pid {proc['pid']}"
+    words = [_printable(name), *(shlex.quote(_printable(str(a))) for a in argv[1:])]
+    text = " ".join(words)
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def process_label(proc: dict[str, Any], width: int = NAME_WIDTH) -> str:
+    """process_name and the pid, for pictures that show several processes."""
+    name = process_name(proc, width)
+    return name if name.startswith("pid ") else f"{name} [{proc['pid']}]"
 
 
 # --- analysis --------------------------------------------------------------------------
@@ -219,6 +272,8 @@ class Summary:
     fallbacks: dict[str, int]
     large_blocks_listed: int = 0
     notes: list[str] = field(default_factory=list)
+    #: process_name() of each process, in the order of pids.
+    names: list[str] = field(default_factory=list)
     #: track_reads: processes tracked and not, pages first touched, first read, and
     #: the distinct readers found; None when no report has a reads section.
     reads: dict[str, int] | None = None
@@ -242,9 +297,11 @@ def summarize(processes: Sequence[dict[str, Any]]) -> Summary:
     def total(name: str) -> int:
         return sum(_stat(p, name) for p in processes)
 
+    # large = refpage + eager + zero: every large block is counted once, when handed out
+    # (fresh or reused from the cache), under the kind it was made as.
     paths = {
         kind: {"blocks": total(f"{kind}_allocs"), "bytes": total(f"{kind}_bytes")}
-        for kind in ("small", "refpage", "eager", "zero")
+        for kind in ("small", "large", "refpage", "eager", "zero")
     }
     live_ref = blocks.live & (blocks.kind == "refpage")
     live_pages = int(blocks.pages[live_ref].sum())
@@ -325,6 +382,7 @@ def summarize(processes: Sequence[dict[str, Any]]) -> Summary:
         fallbacks=fallbacks,
         large_blocks_listed=len(blocks),
         notes=notes,
+        names=[process_name(p) for p in processes],
     )
 
 
@@ -351,22 +409,31 @@ def _bytes_list(values: Sequence[int | None]) -> str:
     return ", ".join("off" if v is None else f"0x{v:02x}" for v in values)
 
 
-def render(summary: Summary, title: str = "refmalloc") -> str:
-    """The summary as a short, aligned table."""
+def who(summary: Summary) -> str:
+    """What the summary covers: "N processes", or one process by name and pid."""
+    procs = len(summary.pids)
+    if procs > 1:
+        return f"{procs} processes"
+    if summary.names and not summary.names[0].startswith("pid "):
+        return f"{summary.names[0]} (pid {summary.pids[0]})"
+    return f"pid {summary.pids[0]}"
+
+
+def summary_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The summary as (label, text) rows: the text table's and the HTML page's."""
     s = summary
     rows: list[tuple[str, str]] = []
-    procs = len(s.pids)
-    who = f"pid {s.pids[0]}" if procs == 1 else f"{procs} processes"
     rows.append(
         ("pattern", f"{_bytes_list(s.pattern)} (free pattern {_bytes_list(s.free_pattern)})")
     )
     rows.append(("threshold", ", ".join(human(t) for t in s.threshold)))
-    for kind in ("small", "refpage", "eager", "zero"):
+    for kind in ("small", "large", "refpage", "eager", "zero"):
         label = {
             "small": "small blocks",
-            "refpage": "refpage blocks",
-            "eager": "eager blocks",
-            "zero": "zero (calloc) blocks",
+            "large": "large blocks",
+            "refpage": "  refpage blocks",
+            "eager": "  eager blocks",
+            "zero": "  zero (calloc) blocks",
         }[kind]
         path = s.paths[kind]
         rows.append((label, f"{path['blocks']:,} ({human(path['bytes'])})"))
@@ -417,37 +484,199 @@ def render(summary: Summary, title: str = "refmalloc") -> str:
                 f"reads before writes, {r['findings']} readers{untracked}",
             )
         )
+    return rows
+
+
+def render(summary: Summary, title: str = "refmalloc") -> str:
+    """The summary as a short, aligned table."""
+    s = summary
+    rows = summary_rows(summary)
     width = max(len(label) for label, _ in rows)
-    lines = [f"{title}: {who}"]
+    lines = [f"{title}: {who(s)}"]
     lines.extend(f"  {label.ljust(width)}  {value}" for label, value in rows)
     lines.extend(f"  note: {note}" for note in s.notes)
     return "\n".join(lines)
 
 
+def render_line(summary: Summary) -> str:
+    """The totals in one line: processes, large blocks, pages written, memory saved."""
+    s = summary
+    procs = len(s.pids)
+    large = s.paths["large"]["blocks"]
+    pages = s.refpage_pages
+    return (
+        f"refmalloc report: {procs} process{'' if procs == 1 else 'es'}, "
+        f"{large:,} large block{'' if large == 1 else 's'}, refpage pages written "
+        f"{pages['written']:,} of {pages['total']:,}, saved "
+        f"{human(s.eager_equivalent['saved_bytes'])} against eager filling"
+    )
+
+
 def render_processes(processes: Sequence[dict[str, Any]]) -> str:
-    """One line per process: its main figures."""
-    header = ("pid", "pattern", "small", "large", "refpage", "written/pages", "anonymous", "PSS")
+    """One line per process: its program and main figures.
+
+    Block columns count blocks handed out: ``small`` from the next allocator, ``large``
+    (at or above the threshold) = ``refpage`` + ``eager`` (the memset fallback) + ``zero``
+    (large callocs), reused blocks included.
+    """
+    header = (
+        "pid", "process", "pattern", "small", "large", "refpage", "eager", "zero",
+        "written/pages", "anonymous", "PSS",
+    )  # fmt: skip
     table: list[tuple[str, ...]] = [header]
     for proc in processes:
         one = summarize([proc])
         pages = one.refpage_pages
+        name = one.names[0]
         table.append(
             (
                 str(proc["pid"]),
+                "?" if name == f"pid {proc['pid']}" else name,  # not in older reports
                 f"0x{int(proc['pattern']):02x}",
-                f"{one.paths['small']['blocks']:,}",
-                f"{_stat(proc, 'large_allocs'):,}",
-                human(one.paths["refpage"]["bytes"]),
+                *(f"{one.paths[k]['blocks']:,}" for k in ("small", "large", "refpage", "eager")),
+                f"{one.paths['zero']['blocks']:,}",
                 f"{pages['written']:,}/{pages['total']:,}",
                 human(one.memory["anonymous"]),
                 human(one.memory["pss"]),
             )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    left = {0, 1}  # pid and process name flush left, figures flush right
     return "\n".join(
         "  ".join(
-            cell.rjust(w) if i else cell.ljust(w)
+            cell.ljust(w) if i in left else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in table
     )
+
+
+# --- processes and allocation sites --------------------------------------------------
+
+#: Label of the blocks of a report written without sites= (no site recorded).
+NO_SITE: Final = "(site not recorded: run with --sites)"
+
+
+@dataclass(frozen=True, order=True)
+class SiteKey:
+    """An allocation site as the sites log names it: module and offset from its base."""
+
+    module: str
+    offset: int
+    symbol: str | None = field(default=None, compare=False)
+
+    def label(self) -> str:
+        """The symbol when dladdr named one, else module+offset (module by its basename)."""
+        where = f"{os.path.basename(self.module) or self.module}+{self.offset:#x}"
+        return f"{self.symbol} ({where})" if self.symbol else where
+
+
+@dataclass
+class SiteGroup:
+    """The large blocks of one process allocated at one site (``site`` None: unknown)."""
+
+    pid: int
+    process: str
+    site: SiteKey | None
+    blocks: int = 0
+    live: int = 0
+    bytes: int = 0  # pages spanned, in bytes: what an eager memset would dirty
+    written_bytes: int = 0
+    refpage_bytes: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)  # blocks per kind
+    label: str = ""  # the site as shown: set by name_sites, else SiteKey.label()
+
+    @property
+    def site_label(self) -> str:
+        if self.label:
+            return self.label
+        return self.site.label() if self.site else NO_SITE
+
+    @property
+    def never_written_bytes(self) -> int:
+        return self.bytes - self.written_bytes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "process": self.process,
+            "site": None
+            if self.site is None
+            else {
+                "module": self.site.module,
+                "offset": f"{self.site.offset:#x}",
+                "symbol": self.site.symbol,
+            },
+            "label": self.site_label,
+            "blocks": self.blocks,
+            "live": self.live,
+            "bytes": self.bytes,
+            "written_bytes": self.written_bytes,
+            "never_written_bytes": self.never_written_bytes,
+            "kinds": dict(self.kinds),
+        }
+
+
+def _site_of(block: dict[str, Any]) -> SiteKey | None:
+    site = block.get("site")
+    if not isinstance(site, dict):
+        return None
+    try:
+        offset = int(str(site.get("offset", "")), 16)
+    except ValueError:
+        return None
+    symbol = site.get("symbol")
+    return SiteKey(str(site.get("module", "?")), offset, symbol if symbol else None)
+
+
+def site_groups(processes: Sequence[dict[str, Any]]) -> list[SiteGroup]:
+    """Large blocks (live and recently freed) grouped by process and allocation site,
+    the largest first (bytes spanned)."""
+    groups: dict[tuple[int, SiteKey | None], SiteGroup] = {}
+    for proc in processes:
+        pid = int(proc["pid"])
+        page = int(proc["page_size"])
+        name = process_label(proc)
+        for live, key in ((True, "live_blocks"), (False, "freed_blocks")):
+            for block in proc.get(key) or ():
+                site = _site_of(block)
+                group = groups.get((pid, site))
+                if group is None:
+                    group = groups[(pid, site)] = SiteGroup(pid, name, site)
+                kind = str(block.get("kind", "?"))
+                pages = int(block.get("pages", 0))
+                written = int(block.get("pages_written", 0))
+                group.blocks += 1
+                group.live += live
+                group.bytes += pages * page
+                group.written_bytes += written * page
+                if kind == "refpage":
+                    group.refpage_bytes += pages * page
+                group.kinds[kind] = group.kinds.get(kind, 0) + 1
+    return sorted(groups.values(), key=lambda g: (-g.bytes, g.pid, g.site_label))
+
+
+@lru_cache(maxsize=4096)
+def _site_label(site: SiteKey) -> str:
+    """A site by its function and file:line (addr2line), else SiteKey.label()."""
+    from pyalloc.check.locate import Site, name_site  # addr2line: only when asked
+
+    named = name_site(Site(site.module, site.offset, site.symbol or "-"))
+    function = named.function or site.symbol
+    if not function:
+        return site.label()
+    where = os.path.basename(named.file) if named.file else os.path.basename(site.module)
+    if named.file and named.line:
+        where += f":{named.line}"
+    elif not named.file:
+        where += f"+{site.offset:#x}"
+    return f"{function} ({where})"
+
+
+def name_sites(groups: Iterable[SiteGroup]) -> None:
+    """Give groups their function (and file:line) from the binaries' debug information
+    where addr2line finds it, as ``check --locate`` names sites (one addr2line per
+    site, remembered: the page and its picture name the same sites)."""
+    for group in groups:
+        if group.site is not None and not group.label:
+            group.label = _site_label(group.site)

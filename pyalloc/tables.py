@@ -1,6 +1,6 @@
 """The library's own tables, read from its sources: the options and the counters.
 
-Each is declared once, on the C side: the options in ``allocator/src/options.inc``
+Each is declared once, on the C side: the options in ``allocator/base/options.inc``
 (``RM_OPTION(key, field, type, default, range, shown, help)``), the counters in the
 ``REFMALLOC_STATS(X)`` list of ``allocator/include/refmalloc.h``. The wheel carries
 both files inside the package (CMake installs them next to librefmalloc.so); a source
@@ -19,7 +19,7 @@ from typing import Final
 _PACKAGE: Final = Path(__file__).resolve().parent
 #: file name -> its place in a source checkout (relative to the repository root).
 _SOURCES: Final = {
-    "options.inc": "allocator/src/options.inc",
+    "options.inc": "allocator/base/options.inc",
     "refmalloc.h": "allocator/include/refmalloc.h",
 }
 

@@ -26,6 +26,8 @@ SYSTEM_PACKAGES=(
   # glibc 2.36's own malloc tests (tests/glibc/runner.py extracts them from
   # /usr/src/glibc/glibc-2.36.tar.xz); gdb adds backtraces to hang reports
   glibc-source gdb
+  # refmalloc report --html, loaded in a headless browser (tests/test_html_report.py)
+  chromium chromium-driver
 )
 
 setup_log() { printf '\n=== %s\n' "$*"; }

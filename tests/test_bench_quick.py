@@ -86,6 +86,37 @@ def test_bench_quick_smoke(lib, tmp_path):
     table = (out / "table.md").read_text()
     assert "ratio to glibc" in table and "large-1pct-1m" in table
 
+    # --compare: the ratios of an earlier run beside this one's. An earlier run whose
+    # refmalloc took twice as long (relative to its glibc) shows as ×0.50 now.
+    earlier = json.loads((out / "results.json").read_text())
+    cell = earlier["summary"]["large-1pct-1m"]["refmalloc"]["ratio_to_glibc"]
+    now = cell["time"]
+    cell["time"] = 2 * now
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    again = out / "again"
+    replay = [
+        sys.executable, "-m", "bench", "--from-json", str(out / "results.json"),
+        "--compare", str(tmp_path / "earlier.json"), "--no-plots", "--out", str(again),
+    ]  # fmt: skip
+    proc = subprocess.run(replay, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    compared = (again / "compare.md").read_text()
+    row = next(line for line in compared.splitlines() if line.startswith("| large-1pct-1m "))
+    assert f"{2 * now:.2f} → {now:.2f} (×0.50)" in row, compared
+    assert "### peak PSS" in compared and "### Targets (before → now)" in compared
+
+
+def test_bench_compare_refuses_what_is_not_a_result_before_measuring(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a result"}')
+    for path, why in ((bad, "not a results.json"), (tmp_path / "absent.json", "cannot read")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench", "--quick", "--compare", str(path)],
+            cwd=REPO, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert proc.returncode == 2 and why in proc.stderr, proc.stderr
+        assert "results in" not in proc.stderr
+
 
 def test_bench_sweep_quick(lib, tmp_path):
     out = tmp_path / "out"
@@ -122,7 +153,7 @@ def test_bench_sweep_quick(lib, tmp_path):
             continue
         assert "librefmalloc" in m["libs"], m
         assert m["extra"]["unwritten_byte"] == 0xAA, m
-        large = stats["refpage_allocs"] + stats["cache_hits"]
+        large = stats["refpage_allocs"]  # blocks reused from the cache included
         if m["config"] == "refpage":
             assert large >= m["extra"]["iterations"] and stats["eager_allocs"] == 0, m
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -651,7 +652,10 @@ def test_run_summary(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert result.stdout == b"out\n"
     err = result.stderr.decode()
-    assert err.startswith("err\nrefmalloc summary: pid ")
+    # Named by its program (the base name of the interpreter, then its arguments).
+    exe = os.path.basename(os.path.realpath(sys.executable))
+    assert err.startswith(f"err\nrefmalloc summary: {exe} -c 'import sys, numpy"), err
+    assert re.search(r"\u2026 \(pid \d+\)\n", err), err
     for label in (
         "pattern                   0x5c (free pattern off)",
         "small blocks",

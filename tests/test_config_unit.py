@@ -1,4 +1,4 @@
-"""Unit test of the option parser (allocator/src/config.c) through tests/c/test_config.c,
+"""Unit test of the option parser (allocator/base/config.c) through tests/c/test_config.c,
 and of pyalloc's reading of the library's tables against what the C compiler makes of
 them: options.inc and refmalloc.h's REFMALLOC_STATS are declared once, so both sides
 must agree on every key, type, default, range and counter."""
@@ -15,7 +15,7 @@ from rmhelpers import INCLUDE, REPO
 from pyalloc import tables
 from pyalloc.options import OPTIONS, format_byte, param_type, parse_byte, parse_size
 
-SRC = REPO / "allocator" / "src"
+SRC = REPO / "allocator" / "base"
 PROGRAM = REPO / "tests" / "c" / "test_config.c"
 
 

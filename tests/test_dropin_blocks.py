@@ -13,7 +13,7 @@ from rmhelpers import assert_ok, clean_env, describe, run_cli
 
 
 def high_fd_floor(soft_limit: int) -> int:
-    """The floor refmalloc's descriptors sit at or above (allocator/src/os.c)."""
+    """The floor refmalloc's descriptors sit at or above (allocator/base/os.c)."""
     return max(3, min(soft_limit, 1024) // 4 * 3)
 
 

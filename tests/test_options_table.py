@@ -1,4 +1,4 @@
-"""The options table (allocator/src/options.inc) is the one declaration of every
+"""The options table (allocator/base/options.inc) is the one declaration of every
 REFMALLOC_OPTIONS key: the README table, `refmalloc run`'s flags and their help must
 agree with it."""
 
@@ -52,7 +52,7 @@ def test_readme_table_is_the_options_table() -> None:
 
 
 def test_known_keys_are_the_library_table() -> None:
-    text = (REPO / "allocator" / "src" / "options.inc").read_text()
+    text = (REPO / "allocator" / "base" / "options.inc").read_text()
     assert tuple(re.findall(r"^RM_OPTION\((\w+),", text, re.M)) == KNOWN_KEYS
     assert len(KNOWN_KEYS) == 17
 

@@ -38,6 +38,16 @@ def test_fresh_blocks_hold_pattern_at_every_size(build, run_prog, cfg):
     assert "OK sizes" in cp.stdout
 
 
+@pytest.mark.parametrize("mode", ["sizes", "reuse-small"])
+def test_blocks_from_glibc_alone_hold_pattern_at_every_size(build, run_prog, mode):
+    """Every size from glibc (threshold=1g), whose blocks of 128 KiB and more are
+    mmapped chunks: the usable size refmalloc reads from glibc's chunk header
+    (preload/next.h) has another formula for those."""
+    env = {"TEST_THRESHOLD": str(1 << 30), "TEST_EXPECT_CACHE": "2"}
+    cp = _run(build, run_prog, mode, "threshold=1g", env)
+    assert f"OK {mode}" in cp.stdout
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_reused_small_blocks_hold_pattern_again(build, run_prog, cfg):
     cp = _run(build, run_prog, "reuse-small", cfg[1], cfg[2])

@@ -236,6 +236,43 @@ def test_pages_written(lib: str) -> None:
     assert "needs a buffer" in message and "int" in message
 
 
+def test_pages_written_in_shared_anonymous_memory(lib: str) -> None:
+    # issue 15 item 10: the pagemap shows shared memory (shmem) pages as file pages, which
+    # page_states took for the pattern page: the written pages of mmap.mmap(-1, n) (a
+    # MAP_SHARED anonymous mapping) reported False. In a shared mapping no page is the
+    # pattern page; a touched page is the mapping's own memory, written or only read
+    # (a read of a hole allocates a page there too, and the pagemap cannot tell them
+    # apart), as any touched page of private anonymous memory.
+    out = ok(
+        python(
+            """
+            import json, mmap, os
+            import pyalloc
+            page = os.sysconf("SC_PAGE_SIZE")
+            m = mmap.mmap(-1, 8 * page)      # MAP_SHARED | MAP_ANONYMOUS
+            m[0] = 1                         # written: pages 0, 1 and 5
+            m[page : page + 3] = b"abc"
+            m[5 * page + 7] = 9
+            _ = m[3 * page]                  # read only: page 3
+            shared = pyalloc.page_states(m).tolist()
+            p = mmap.mmap(-1, 4 * page, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            p[page] = 1                      # private anonymous, for comparison
+            print(json.dumps({
+                "shared": shared,
+                "written": pyalloc.pages_written(m).tolist(),
+                "private": pyalloc.page_states(p).tolist(),
+            }))
+            """,
+            preload=lib,
+        )
+    )
+    data = json.loads(out)
+    u, w = api.PAGE_UNTOUCHED, api.PAGE_WRITTEN
+    assert data["shared"] == [w, w, u, w, u, w, u, u]
+    assert data["written"] == [True, True, False, True, False, True, False, False]
+    assert data["private"] == [u, w, u, u]
+
+
 def test_lib_path_is_the_loaded_library(lib: str) -> None:
     out = ok(
         python(

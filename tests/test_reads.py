@@ -210,5 +210,7 @@ def test_threads_faulting_under_the_allocator_lock_do_not_deadlock(build, run_pr
     _, (report,) = _tracked(build, run_prog, tmp_path, "stress", timeout=120)
     reads = report["reads"]
     assert reads["first_touches"] > 400
-    (finding,) = reads["findings"]
-    assert finding["count"] == 4 * 99  # every read but i == 0's, whose page was written
+    # Every read but i == 0's (whose page was written), in one finding per reader
+    # (a reader the handler could not name, busy machine, is a finding of its own).
+    assert sum(f["count"] for f in reads["findings"]) == 4 * 99
+    assert 1 <= len(reads["findings"]) <= 2

@@ -6,7 +6,9 @@ a report written by the real library for a real program.
 
 from __future__ import annotations
 
+import html
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -193,8 +195,9 @@ def test_report_table_and_json(tmp_path: Path) -> None:
     assert "5 of 14 (35.7%)" in result.output
     lines = result.output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("pid "))
-    assert lines[header + 1].split()[:2] == ["11", "0xaa"]
-    assert lines[header + 2].split()[:2] == ["12", "0xaa"]
+    # Hand-made reports without exe and argv: the process column says "?".
+    assert lines[header + 1].split()[:3] == ["11", "?", "0xaa"]
+    assert lines[header + 2].split()[:3] == ["12", "?", "0xaa"]
 
     result = CliRunner().invoke(main, ["report", "--json", a, b])
     assert result.exit_code == 0, result.output
@@ -204,15 +207,92 @@ def test_report_table_and_json(tmp_path: Path) -> None:
     assert [p["pids"] for p in doc["processes"]] == [[11], [12]]
 
 
-def test_report_plot(tmp_path: Path) -> None:
-    src = write(
-        tmp_path / "r.json",
-        process(1, live=[(300, 30, "refpage"), (20, 20, "eager")], freed=[(64, 64, "refpage")]),
+def _sited(block: dict[str, Any], module: str, offset: int, symbol: str | None) -> dict[str, Any]:
+    return {**block, "site": {"module": module, "offset": hex(offset), "symbol": symbol}}
+
+
+def sited_run() -> list[dict[str, Any]]:
+    """Two processes with named blocks: a 64 MiB and a 200 KiB site in ``prog``, and a
+    child ``sort`` whose blocks were all below the threshold (no refpage block)."""
+    parent = process(
+        100,
+        live=[(16384, 16, "refpage")],
+        freed=[(50, 50, "refpage"), (50, 5, "refpage")],
+        refpage_allocs=3,
+        refpage_bytes=16484 * PAGE,
+        small_bytes=5 << 20,
     )
+    parent["live_blocks"][0] = _sited(parent["live_blocks"][0], "/usr/bin/prog", 0x1234, None)
+    parent["freed_blocks"] = [
+        _sited(b, "/lib/libbig.so", 0x99, "make_table") for b in parent["freed_blocks"]
+    ]
+    parent["exe"] = "/usr/bin/prog"
+    parent["argv"] = ["/usr/bin/prog", "--big"]
+    child = process(101, small_bytes=3 << 20)
+    child["exe"] = "/usr/bin/sort"  # no argv: the executable's name
+    return [parent, child]
+
+
+def test_plot_figure_log_axes_site_groups_process_names() -> None:
+    from pyalloc.plot import figure
+
+    fig = figure(sited_run(), resolve=False)
+    sites, procs = fig.axes[:2]
+    assert sites.get_xscale() == "log" and procs.get_xscale() == "log"
+    labels = [t.get_text() for t in sites.get_yticklabels()]
+    # Grouped by site, largest first; each group says its site and its process.
+    assert labels == [
+        "prog+0x1234\nprog --big [100]",
+        "make_table (libbig.so+0x99)\nprog --big [100]",
+    ]
+    # The 200 KiB group is visible next to the 64 MiB one: its bar spans more than a
+    # tenth of the axis width (on a linear axis it would be 0.3% of it).
+    lo, hi = sites.get_xlim()
+    spans = sorted((p for p in sites.patches if p.get_height() == 0.8), key=lambda p: p.get_width())
+    small = spans[0]
+    assert (math.log2(small.get_x() + small.get_width()) - math.log2(lo)) / (
+        math.log2(hi) - math.log2(lo)
+    ) > 0.1
+    names = "\n".join(t.get_text() for t in procs.get_yticklabels())
+    assert "prog --big [100]" in names and "sort [101]" in names
+    assert "refpages saved" in names and "no refpage blocks" in names
+
+
+def test_plot_no_refpage_blocks_has_no_empty_panel() -> None:
+    """A program whose blocks are all small (ls, python -c 'pass'): the process panel
+    still shows its small blocks and memory; the site panel says why it has none."""
+    from pyalloc.plot import figure
+
+    fig = figure([process(7, small_bytes=1 << 20)], resolve=False)
+    sites, procs = fig.axes[:2]
+    drawn = [p for p in procs.patches if p.get_width() > 0]
+    assert drawn, "the process panel is empty"
+    assert any("no large blocks" in t.get_text() for t in sites.texts)
+    assert [t.get_text() for t in procs.get_yticklabels()] == ["pid 7\nno refpage blocks"]
+
+
+def test_plot_caps_groups_with_an_other_row() -> None:
+    from pyalloc.plot import MAX_GROUPS, figure
+
+    proc = process(5, live=[(40 + i, 1, "refpage") for i in range(30)])
+    proc["live_blocks"] = [
+        _sited(b, "/usr/bin/many", 0x100 + i, None) for i, b in enumerate(proc["live_blocks"])
+    ]
+    fig = figure([proc], resolve=False)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(labels) == MAX_GROUPS
+    assert labels[0].startswith("many+0x11d") and labels[-1].startswith("other sites")
+
+
+def test_report_plot(tmp_path: Path) -> None:
+    src = write(tmp_path / "r.json", reports.run_report(["prog"], 0, 100, sited_run()))
     out = tmp_path / "blocks.png"
     result = CliRunner().invoke(main, ["report", "--plot", str(out), src])
     assert result.exit_code == 0, result.output
-    assert f"plot written to {out}" in result.output
+    # One line of totals and where the picture went, not the table (issue 15 item 14).
+    total = reports.summarize(reports.parse(json.loads(Path(src).read_text()), src))
+    assert result.output == f"{reports.render_line(total)}; plot written to {out}\n"
+    assert result.output.startswith("refmalloc report: 2 processes, "), result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # No large blocks at all still gives a picture.
     empty = write(tmp_path / "e.json", process(2))
@@ -221,6 +301,36 @@ def test_report_plot(tmp_path: Path) -> None:
         == 0
     )
     assert (tmp_path / "e.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_report_plot_of_a_real_run_names_its_sites(build, tmp_path: Path) -> None:
+    """The library's own report, run with --sites: the site panel names the function
+    that allocated the 1 MiB block (sites.c's make_dirty_large, by addr2line)."""
+    from pyalloc.plot import figure
+
+    exe = build("sites.c")
+    run = tmp_path / "run.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyalloc",
+            "run",
+            "--sites",
+            str(tmp_path / "s-%p.log"),
+            "--report",
+            str(run),
+            "--",
+            exe,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    fig = figure(reports.load(run))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert any(label.startswith("make_dirty_large (sites.c:") for label in labels), labels
 
 
 def test_report_plot_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,3 +380,71 @@ def test_report_of_a_real_run(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr.decode()
     assert b"refpage pages written" in out.stdout
     assert b"memory at exit" in out.stdout
+
+
+CHECK_RESULT: dict[str, Any] = {
+    "command": ["prog", "<&>"],
+    "verdict": "dependence",
+    "exit_code": 1,
+    "patterns": [170, 85],
+    "runs": [],
+    "comparisons": [],
+    "findings": [
+        {
+            "kind": "uninitialized",
+            "observable": "stdout",
+            "difference": {"offset": 3, "line": 1, "context": "<aa>", "other_context": "55"},
+        }
+    ],
+    "notes": [],
+    "locate": {
+        "sites_logged": 2,
+        "runs": 3,
+        "sites": [
+            {
+                "module": "/usr/bin/prog",
+                "offset": "0x1234",
+                "allocations": 1,
+                "symbol": None,
+                "function": "fill_table",
+                "file": "prog.c",
+                "line": 7,
+            }
+        ],
+        "note": None,
+    },
+}
+
+
+def test_report_check_result_needs_html(tmp_path: Path) -> None:
+    src = write(tmp_path / "check.json", CHECK_RESULT)
+    result = CliRunner().invoke(main, ["report", src])
+    assert result.exit_code == 1
+    assert "a `refmalloc check --json` result, not a report; --html shows it" in result.output
+
+
+def test_report_html_page_without_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page is written without the plot extra (it says why there is no picture);
+    text from the reports is escaped; the site check named is marked in the site table."""
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    run = write(tmp_path / "r.json", reports.run_report(["prog"], 0, 100, sited_run()))
+    check = write(tmp_path / "check.json", CHECK_RESULT)
+    out = tmp_path / "page.html"
+    result = CliRunner().invoke(main, ["report", "--html", str(out), run, check])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert f"No picture: {html.escape(MISSING_MESSAGE)}" in page and "<img" not in page
+    assert "&lt;aa&gt;" in page and "<aa>" not in page
+    assert (
+        '<tr class="located" data-pid="100"><td data-key="site" title="/usr/bin/prog+0x1234">'
+        in page
+    )
+    # Only a check result: a page, no process sections.
+    alone = tmp_path / "alone.html"
+    result = CliRunner().invoke(main, ["report", "--html", str(alone), check])
+    assert result.exit_code == 0, result.output
+    assert "fill_table" in alone.read_text() and 'id="processes"' not in alone.read_text()

@@ -37,3 +37,12 @@ def test_set_up_would_install_a_missing_package() -> None:
     assert cp.returncode == 0, cp.stderr
     assert "installing refmalloc-no-such-package" in cp.stdout
     assert "apt-get install -y -qq --no-install-recommends refmalloc-no-such-package" in cp.stderr
+
+
+def test_build_trees_are_ignored() -> None:
+    # issue 15 item 14: build-arm64/ (the cross build) showed up in git status.
+    for path in ("build/x", "build-arm64/x", "build-asan/CMakeCache.txt"):
+        done = subprocess.run(
+            ["git", "check-ignore", "-q", "--no-index", path], cwd=REPO, check=False
+        )
+        assert done.returncode == 0, f"{path} is not ignored by .gitignore"

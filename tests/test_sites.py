@@ -56,3 +56,24 @@ def test_unreadable_site_list_is_reported_and_ignored(build, run_prog, tmp_path)
     cp = assert_ok(run_prog(build("sites.c"), [], options=f"site_list={tmp_path}/missing"))
     assert cp.stdout.split() == ["78", "aa", "aa"]
     assert "refmalloc: site_list: cannot read" in cp.stderr
+
+
+def test_report_names_the_site_of_each_large_block(build, run_prog, tmp_path):
+    # With sites= the report's large blocks carry their call site in the log's
+    # terms (module, offset, symbol), so reports can be grouped by site.
+    import json
+
+    exe = build("sites.c")
+    log = tmp_path / "sites.log"
+    report = tmp_path / "report.json"
+    assert_ok(run_prog(exe, [], options=f"sites={log},report={report}"))
+    (block,) = [b for b in json.loads(report.read_text())["live_blocks"] if b["size"] == 1 << 20]
+    site = block["site"]
+    assert site["module"].endswith(Path(exe).name)
+    assert _function(site["module"], site["offset"]) == "make_dirty_large"
+    logged = {(m, int(off, 16)) for _, m, off, _, _ in _sites(log)}
+    assert (site["module"], int(site["offset"], 16)) in logged
+    # Without sites= nothing is recorded, and the report says nothing of sites.
+    report.unlink()
+    assert_ok(run_prog(exe, [], options=f"report={report}"))
+    assert all("site" not in b for b in json.loads(report.read_text())["live_blocks"])

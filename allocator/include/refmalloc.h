@@ -27,9 +27,9 @@ extern "C" {
 #define REFMALLOC_STATS(X) \
     X(small_allocs, EVENT, "blocks from the next allocator") \
     X(small_bytes, EVENT, "bytes of those blocks") \
-    X(large_allocs, EVENT, "large blocks handed out, any kind") \
-    X(large_bytes, EVENT, "bytes of those blocks") \
-    X(refpage_allocs, EVENT, "large blocks built from reference pages") \
+    X(large_allocs, EVENT, "large blocks handed out, any kind: refpage + eager + zero") \
+    X(large_bytes, EVENT, "bytes of those blocks (a block realloc grew: its largest size)") \
+    X(refpage_allocs, EVENT, "large blocks built from reference pages (reused ones included)") \
     X(refpage_bytes, EVENT, "bytes of those blocks") \
     X(eager_allocs, EVENT, "large blocks of the fallback: anonymous memory + memset " \
                            "(in the region, or from the next allocator)") \
@@ -101,8 +101,10 @@ int refmalloc_query(const void *addr, struct refmalloc_block_info *info);
  * page overlapping the range, REFMALLOC_PAGE_UNTOUCHED (never mapped in),
  * REFMALLOC_PAGE_PATTERN (still the shared pattern page) or
  * REFMALLOC_PAGE_WRITTEN (a private copy: written; in anonymous memory, any
- * page touched). Works on any range. Returns the number of pages, or -1
- * with errno. */
+ * page touched; in a shared mapping (MAP_SHARED anonymous memory, a memfd, a
+ * file), any page present, read or written: the kernel does not tell them
+ * apart there, and no page of it is a pattern page). Works on any range.
+ * Returns the number of pages, or -1 with errno. */
 enum refmalloc_page_state {
     REFMALLOC_PAGE_UNTOUCHED = 0,
     REFMALLOC_PAGE_PATTERN = 1,

@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "refmalloc_internal.h"   /* struct rm_site_name */
+
 enum block_state { BLOCK_LIVE = 1, BLOCK_CACHED = 2 };
+
 
 struct block {
     uintptr_t start;      /* 0: empty slot */
@@ -15,6 +18,8 @@ struct block {
     size_t mapped;        /* bytes mapped from start: the usable size */
     size_t capacity;      /* bytes of address range reserved from start */
     size_t refpage;       /* bytes of it mapped with reference pages */
+    size_t counted;       /* bytes counted in the _bytes stats: its largest size */
+    const struct rm_site_name *site;   /* who allocated it; NULL: not recorded */
     uint32_t mappings;    /* VMAs accounted to this block */
     uint8_t kind;         /* enum refmalloc_block_kind */
     uint8_t state;

@@ -28,8 +28,13 @@ static void block_info(const struct block *b, long written, struct refmalloc_blo
  * program wrote. Kept in memory of its own, made on the first free. */
 #define FREED_RECORDS 4096
 
+struct freed_record {
+    struct refmalloc_block_info info;
+    const struct rm_site_name *site;
+};
+
 static struct {
-    struct refmalloc_block_info *ring;   /* FREED_RECORDS of them */
+    struct freed_record *ring;           /* FREED_RECORDS of them */
     size_t count;                        /* blocks ever recorded */
 } freed;
 
@@ -41,7 +46,9 @@ void inspect_record_freed(const struct block *b, long written)
         if (!freed.ring)
             return;
     }
-    block_info(b, written, &freed.ring[freed.count++ % FREED_RECORDS]);
+    struct freed_record *r = &freed.ring[freed.count++ % FREED_RECORDS];
+    block_info(b, written, &r->info);
+    r->site = b->site;
 }
 
 void inspect_each_freed(inspect_fn *fn, void *ctx)
@@ -49,7 +56,7 @@ void inspect_each_freed(inspect_fn *fn, void *ctx)
     large_lock_assert_held();
     size_t n = freed.count < FREED_RECORDS ? freed.count : FREED_RECORDS;
     for (size_t i = freed.count - n; freed.ring && i < freed.count; i++)
-        fn(&freed.ring[i % FREED_RECORDS], ctx);
+        fn(&freed.ring[i % FREED_RECORDS].info, freed.ring[i % FREED_RECORDS].site, ctx);
 }
 
 void inspect_forget_freed(void)
@@ -97,7 +104,7 @@ static void visit_live(struct block *b, void *ctx)
     struct refmalloc_block_info info;
     if (b->state == BLOCK_LIVE) {
         describe(b, &info);
-        e->fn(&info, e->ctx);
+        e->fn(&info, b->site, e->ctx);
     }
 }
 

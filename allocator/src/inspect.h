@@ -12,7 +12,9 @@
 #include "blocks.h"
 #include "refmalloc.h"
 
-typedef void inspect_fn(const struct refmalloc_block_info *info, void *ctx);
+/* A block described, with the code that allocated it (NULL: not recorded). */
+typedef void inspect_fn(const struct refmalloc_block_info *info,
+                        const struct rm_site_name *site, void *ctx);
 
 /* Pages of b the program wrote, -1 if the pagemap cannot be read. */
 long inspect_written_pages(const struct block *b);

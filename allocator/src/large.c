@@ -229,7 +229,8 @@ struct pending_fill {
 /* large_alloc under the lock: the block, or NULL with *unavailable or
  * errno set. */
 static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
-                          unsigned char pattern, bool *unavailable, struct pending_fill *fill)
+                          unsigned char pattern, const struct rm_site_name *site,
+                          bool *unavailable, struct pending_fill *fill)
 {
     start_once();
     /* Sizes the region could never hold, or that the kernel's overcommit
@@ -242,9 +243,14 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
     struct block *b = zero ? NULL : reuse_cached(len, align, pattern);
     if (b) {
         b->state = BLOCK_LIVE;
-        b->size = size;
+        b->size = b->counted = size;
+        b->site = site;
         mem_live_change((long)b->refpage);
         stat_add(ST_cache_hits, 1);
+        /* Counted under its kind as a fresh block is (the cache holds only
+         * refpage blocks): large_allocs = refpage + eager + zero allocs. */
+        RM_ASSERT(b->kind == REFMALLOC_BLOCK_REFPAGE);
+        count_alloc(ST_refpage_allocs, size);
         count_alloc(ST_large_allocs, size);
         stat_add(ST_live_large_blocks, 1);
         mem_seal_slack(b, true);
@@ -282,8 +288,8 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
         errno = ENOMEM;
         return NULL;
     }
-    struct block nb = {.start = at, .size = size, .mapped = len, .state = BLOCK_LIVE,
-                       .pattern = pattern};
+    struct block nb = {.start = at, .size = size, .counted = size, .mapped = len,
+                       .state = BLOCK_LIVE, .pattern = pattern, .site = site};
     nb.capacity = capacity;
     nb.tag = (uint8_t)mem_pick_tag(at, capacity, 0);
     enum fresh f = large_map_fresh(&nb, at, len, zero);
@@ -310,7 +316,7 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
 }
 
 void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
-                  bool *unavailable)
+                  const struct rm_site_name *site, bool *unavailable)
 {
     *unavailable = false;
     size_t page = os_page_size();
@@ -325,7 +331,7 @@ void *large_alloc(size_t size, size_t align, bool zero, unsigned char pattern,
         if (!zero)
             reads_prepare();   /* before the lock: it may start a thread */
         large_lock();
-        p = alloc_locked(size, len, align, zero, pattern, unavailable, &fill);
+        p = alloc_locked(size, len, align, zero, pattern, site, unavailable, &fill);
         large_unlock();
     }
     if (fill.due) {
@@ -462,7 +468,7 @@ int large_query(const void *addr, struct refmalloc_block_info *info)
     return r;
 }
 
-void large_each_live(void (*fn)(const struct refmalloc_block_info *info, void *ctx), void *ctx)
+void large_each_live(inspect_fn *fn, void *ctx)
 {
     large_lock();
     inspect_each_live(fn, ctx);
@@ -476,7 +482,7 @@ void large_live_totals(size_t *blocks, size_t *bytes)
     large_unlock();
 }
 
-void large_each_freed(void (*fn)(const struct refmalloc_block_info *info, void *ctx), void *ctx)
+void large_each_freed(inspect_fn *fn, void *ctx)
 {
     large_lock();
     inspect_each_freed(fn, ctx);

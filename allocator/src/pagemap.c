@@ -149,18 +149,44 @@ long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx
 struct states {
     uintptr_t base;
     unsigned char *out;
+    bool file_pages;   /* any page classified as the file's (pattern) page */
 };
 
 static void store_state(uintptr_t at, enum refmalloc_page_state state, void *ctx)
 {
     struct states *s = ctx;
     s->out[(at - s->base) / os_page_size()] = (unsigned char)state;
+    s->file_pages |= state == REFMALLOC_PAGE_PATTERN;
+}
+
+/* A shared mapping (MAP_SHARED anonymous memory, a memfd, a file) has no
+ * pattern page behind it: its pages are the page cache's, which the pagemap
+ * shows as file pages whether written or not. A present page there is the
+ * mapping's own memory: written, or only read (a read of a hole in shared
+ * memory allocates a page as a write does, and the pagemap tells neither
+ * apart), as any touched page of private anonymous memory. */
+static void shared_written(uintptr_t start, uintptr_t end, void *ctx)
+{
+    struct states *s = ctx;
+    size_t page = os_page_size();
+    for (uintptr_t at = start & ~(uintptr_t)(page - 1); at < end; at += page) {
+        unsigned char *state = &s->out[(at - s->base) / page];
+        if (*state == REFMALLOC_PAGE_PATTERN)
+            *state = REFMALLOC_PAGE_WRITTEN;
+    }
 }
 
 int pagemap_states(uintptr_t addr, size_t npages, unsigned char *out)
 {
-    struct states s = {addr, out};
-    return walk(addr, npages, store_state, &s) ? 0 : -1;
+    struct states s = {addr, out, false};
+    if (!walk(addr, npages, store_state, &s))
+        return -1;
+    /* Only file pages can be shared memory: a range without any (written
+     * or untouched memory only) needs no look at the mappings. */
+    if (s.file_pages &&
+        !os_each_shared_mapping(addr, addr + npages * os_page_size(), shared_written, &s))
+        return -1;
+    return 0;
 }
 
 /* Anonymous memory that reads as zeros (a calloc block): a page the program

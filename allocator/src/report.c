@@ -51,6 +51,60 @@ static void memory_json(struct out *o)
     out_str(o, "}");
 }
 
+/* The program: "exe" from /proc/self/exe, "argv" from /proc/self/cmdline
+ * (its arguments, each NUL terminated; after an exec the new program's, in
+ * a forked child the parent's, as it runs the same program). Both are read
+ * at exit, streamed: an argument list has no length limit to fit a buffer. */
+struct argv_json {
+    struct out *o;
+    struct out_utf8 u;
+    unsigned count;   /* arguments begun */
+    bool open;        /* inside an argument's string */
+};
+
+static void argv_piece(const char *piece, size_t len, void *ctx)
+{
+    struct argv_json *a = ctx;
+    for (size_t i = 0; i < len;) {
+        if (!a->open) {
+            out_str(a->o, a->count++ ? ", \"" : "\"");
+            a->open = true;
+        }
+        const char *nul = memchr(piece + i, '\0', len - i);
+        size_t end = nul ? (size_t)(nul - piece) : len;
+        out_json_bytes(a->o, &a->u, piece + i, end - i);
+        i = end;
+        if (nul) {
+            out_json_bytes_end(a->o, &a->u);
+            out_str(a->o, "\"");
+            a->open = false;
+            i++;
+        }
+    }
+}
+
+static void program_json(struct out *o)
+{
+    char buf[4096];
+    out_str(o, ",\n  \"exe\": ");
+    if (os_readlink("/proc/self/exe", buf, sizeof buf))
+        out_json_str(o, buf);
+    else
+        out_str(o, "null");
+    /* Written as read: an unreadable file (a seccomp filter, /proc not
+     * mounted) gives [], a read failing midway the arguments read so far. */
+    out_str(o, ",\n  \"argv\": [");
+    struct argv_json a = {.o = o};
+    (void)os_read_pieces("/proc/self/cmdline", buf, sizeof buf, argv_piece, &a);
+    if (a.open) {
+        /* A program that rewrote its arguments (setproctitle) may leave
+         * the last one without its NUL. */
+        out_json_bytes_end(o, &a.u);
+        out_str(o, "\"");
+    }
+    out_str(o, "]");
+}
+
 static long forked_from;   /* 0: not a forked child */
 
 void report_note_fork(long parent)
@@ -63,7 +117,8 @@ struct blocks_json {
     unsigned count;
 };
 
-static void block_json(const struct refmalloc_block_info *b, void *ctx)
+static void block_json(const struct refmalloc_block_info *b, const struct rm_site_name *site,
+                       void *ctx)
 {
     static const char *const kinds[] = {"?", "refpage", "eager", "zero"};
     struct blocks_json *j = ctx;
@@ -81,10 +136,24 @@ static void block_json(const struct refmalloc_block_info *b, void *ctx)
     out_u64(o, b->pages_written);
     out_str(o, ", \"kind\": \"");
     out_str(o, kinds[b->kind >= 1 && b->kind <= 3 ? b->kind : 0]);
-    out_str(o, "\"}");
+    out_str(o, "\"");
+    if (site) {
+        /* As the sites log names it, so a report's blocks and the log join. */
+        out_str(o, ", \"site\": {\"module\": ");
+        out_json_str(o, site->module);
+        out_str(o, ", \"offset\": \"");
+        out_hex(o, site->offset);
+        out_str(o, "\", \"symbol\": ");
+        if (site->symbol)
+            out_json_str(o, site->symbol);
+        else
+            out_str(o, "null");
+        out_str(o, "}");
+    }
+    out_str(o, "}");
 }
 
-typedef void (*block_walk_fn)(void (*fn)(const struct refmalloc_block_info *, void *), void *);
+typedef void (*block_walk_fn)(inspect_fn *fn, void *);
 
 static void blocks_json(struct out *o, const char *name, block_walk_fn walk)
 {
@@ -107,6 +176,7 @@ static void write_json(struct out *o)
         out_u64(o, (uint64_t)forked_from);
     else
         out_str(o, "null");
+    program_json(o);
     out_str(o, ",\n  \"pattern\": ");
     out_u64(o, c->pattern);
     out_str(o, ",\n  \"free_pattern\": ");

@@ -187,6 +187,24 @@ static void *grow(struct block **bp, size_t len, size_t size, bool *unavailable)
     return result;
 }
 
+/* A block's bytes in the _bytes counters are its largest size: a realloc
+ * that grows it past that counts the difference, in large_bytes and in the
+ * counter of the kind it was counted under when allocated (the _allocs
+ * counters stay: still one block). A block that grew onto reference pages
+ * after a fallback (or the reverse) keeps its kind; shrinking and growing
+ * back counts nothing. A realloc the next allocator serves is a new block
+ * there. */
+static void count_growth(struct block *b, uint8_t kind)
+{
+    if (b->size <= b->counted)
+        return;
+    enum rm_stat bytes = kind == REFMALLOC_BLOCK_REFPAGE ? ST_refpage_bytes
+                       : kind == REFMALLOC_BLOCK_ZERO ? ST_zero_bytes : ST_eager_bytes;
+    stat_add(ST_large_bytes, b->size - b->counted);
+    stat_add(bytes, b->size - b->counted);
+    b->counted = b->size;
+}
+
 void *large_realloc(void *p, size_t size, bool *unavailable)
 {
     *unavailable = false;
@@ -203,12 +221,15 @@ void *large_realloc(void *p, size_t size, bool *unavailable)
             /* Open the slack while the block changes: copies and moves read
              * it, growing writes the pattern there. */
             mem_seal_slack(b, false);
+            uint8_t kind = b->kind;
             if (len <= b->mapped) {
                 shrink(b, len, size);
                 result = p;
             } else {
                 result = grow(&b, len, size, unavailable);
             }
+            if (result)
+                count_growth(b, kind);   /* b: the block now, moved or not */
             mem_seal_slack(b, true);   /* the block now, moved or not */
         }
         large_unlock();

@@ -184,34 +184,21 @@ def compare_bytes(
     offs_b = _offsets(lb)
     for i in stable:
         if i >= len(la) or i >= len(lb):
+            # One run has fewer lines: the difference starts where the shorter ends.
+            at_a, at_b = offs_a[min(i, len(la))], offs_b[min(i, len(lb))]
             what = f"{len(la)} lines against {len(lb)}"
-            return ObservableResult(
-                name,
-                "differs",
-                excluded_lines=excluded,
-                compared_bytes=compared,
-                difference=_make_difference(
-                    name,
-                    a0,
-                    b0,
-                    offs_a[min(i, len(la))],
-                    offs_b[min(i, len(lb))],
-                    i + 1,
-                    patterns,
-                    what=what,
-                ),
-            )
-        if la[i] != lb[i]:
+        elif la[i] != lb[i]:
             col = _first_diff(la[i], lb[i])
-            return ObservableResult(
-                name,
-                "differs",
-                excluded_lines=excluded,
-                compared_bytes=compared,
-                difference=_make_difference(
-                    name, a0, b0, offs_a[i] + col, offs_b[i] + col, i + 1, patterns
-                ),
-            )
+            at_a, at_b, what = offs_a[i] + col, offs_b[i] + col, ""
+        else:
+            continue
+        return ObservableResult(
+            name,
+            "differs",
+            excluded_lines=excluded,
+            compared_bytes=compared,
+            difference=_make_difference(name, a0, b0, at_a, at_b, i + 1, patterns, what=what),
+        )
     if compared == 0:
         return ObservableResult(
             name, "excluded", excluded_lines=excluded, note="every line varies between runs"

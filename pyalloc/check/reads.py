@@ -111,6 +111,8 @@ class ReadFinding:
     def as_json(self) -> dict[str, Any]:
         return {
             "kind": "read-before-write",
+            # Not an output: what the tracked run saw (for readers of findings[]).
+            "observable": "reads",
             "read_site": _site_json(self.read),
             "caller": _site_json(self.caller),
             "alloc_site": _site_json(self.alloc),

@@ -1,4 +1,4 @@
-/* Unit test of the option parser (allocator/src/config.c), driven by
+/* Unit test of the option parser (allocator/base/config.c), driven by
  * tests/test_config_unit.py:
  *   test_config table          the options and stats tables as the compiler sees them
  *   test_config parse OPTIONS  the configuration after the defaults and OPTIONS

@@ -21,7 +21,18 @@ void out_u64(struct out *o, uint64_t v);
 void out_hex(struct out *o, uint64_t v);        /* 0x... */
 /* Decimal digits of v in buf, NUL terminated; returns their start. */
 const char *out_format_u64(char buf[24], uint64_t v);
-void out_json_str(struct out *o, const char *s); /* quoted and escaped */
+/* A JSON string's contents from bytes given in pieces (a sequence may span
+ * two), without the quotes: '"', '\\' and control characters escaped, valid
+ * UTF-8 as it is, and every other byte B as the lone surrogate \udcBB
+ * (Python's surrogateescape: os.fsencode gives the bytes back). Start with
+ * a zeroed struct out_utf8; out_json_bytes_end after the last piece. */
+struct out_utf8 {
+    unsigned char seq[4];
+    unsigned have, need;
+};
+void out_json_bytes(struct out *o, struct out_utf8 *u, const char *s, size_t n);
+void out_json_bytes_end(struct out *o, struct out_utf8 *u);
+void out_json_str(struct out *o, const char *s); /* quoted, escaped as above */
 bool out_flush(struct out *o);
 
 /* Expand "%p" in a path to the pid and "%%" to "%". False if too long. */

@@ -18,6 +18,7 @@ struct site {
     uintptr_t offset;       /* ret - module base */
     uint64_t count;
     bool alternate;         /* gets site_pattern */
+    const struct rm_site_name *name;   /* in the arena, for large blocks; NULL: none */
 };
 
 /* A line of the site list: module and offset. */
@@ -58,22 +59,31 @@ static struct {
     unsigned next_recent;
 } names;
 
-static const char *name_copy(const char *s, size_t n)
+/* n bytes of the arena, at an offset that is a multiple of `align`. */
+static char *name_alloc(size_t n, size_t align)
 {
-    if (!names.chunk || names.used + n + 1 > NAMES_CHUNK) {
+    size_t at = (names.used + align - 1) & ~(align - 1);
+    if (!names.chunk || at + n > NAMES_CHUNK) {
         if (names.total + NAMES_CHUNK > NAMES_MAX)
             return NULL;
-        char *chunk = os_alloc_meta(NAMES_CHUNK);
+        char *chunk = os_alloc_meta(NAMES_CHUNK);   /* page-aligned */
         if (!chunk)
             return NULL;
         names.chunk = chunk;
-        names.used = 0;
         names.total += NAMES_CHUNK;
+        at = 0;
     }
-    char *copy = names.chunk + names.used;
+    names.used = at + n;
+    return names.chunk + at;
+}
+
+static const char *name_copy(const char *s, size_t n)
+{
+    char *copy = name_alloc(n + 1, 1);
+    if (!copy)
+        return NULL;
     memcpy(copy, s, n);
     copy[n] = '\0';
-    names.used += n + 1;
     return copy;
 }
 
@@ -109,6 +119,17 @@ static struct site site_named(uintptr_t ret, const Dl_info *info, bool found)
     s.symbol = symbol;
     s.offset = ret - (uintptr_t)info->dli_fbase;
     return s;
+}
+
+/* The site's name as a record that never moves (the slots do, on growth): a
+ * large block keeps a pointer to it. NULL when the arena is full. */
+static const struct rm_site_name *name_record(const struct site *s)
+{
+    struct rm_site_name *r =
+        (struct rm_site_name *)(void *)name_alloc(sizeof *r, _Alignof(struct rm_site_name));
+    if (r)
+        *r = (struct rm_site_name){s->module, s->symbol, s->offset};
+    return r;
 }
 
 static size_t slot_of(uintptr_t ret, size_t cap)
@@ -209,14 +230,16 @@ static bool listed(const char *module, uintptr_t offset)
     return false;
 }
 
-unsigned char sites_pattern(const void *site)
+unsigned char sites_pattern(const void *site, const struct rm_site_name **name)
 {
     uintptr_t ret = (uintptr_t)site;
+    *name = NULL;
     pthread_mutex_lock(&sites.lock);
     struct site *s = sites.cap ? find_slot(sites.slots, sites.cap, ret) : NULL;
     if (s && s->ret == ret) {
         s->count++;
         bool alternate = s->alternate;
+        *name = s->name;
         pthread_mutex_unlock(&sites.lock);
         return alternate ? config()->site_pattern : config()->pattern;
     }
@@ -242,9 +265,11 @@ unsigned char sites_pattern(const void *site)
     } else {
         *s = site_named(ret, &info, found);
         s->alternate = listed(s->module, s->offset);
+        s->name = name_record(s);
         sites.count++;
     }
     bool alternate = s->alternate;
+    *name = s->name;
     pthread_mutex_unlock(&sites.lock);
     return alternate ? config()->site_pattern : config()->pattern;
 }

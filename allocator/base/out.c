@@ -69,22 +69,75 @@ void out_hex(struct out *o, uint64_t v)
     out_str(o, digits(buf, v, 16));
 }
 
-void out_json_str(struct out *o, const char *s)
+static const char hexdigit[] = "0123456789abcdef";
+
+static void json_escape(struct out *o, unsigned code)
 {
-    out_mem(o, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    char esc[6] = {'\\', 'u', hexdigit[(code >> 12) & 15], hexdigit[(code >> 8) & 15],
+                   hexdigit[(code >> 4) & 15], hexdigit[code & 15]};
+    out_mem(o, esc, 6);
+}
+
+/* The bytes of an unfinished sequence that will not be finished: each one
+ * as a lone surrogate, U+DC00 + byte, as Python's surrogateescape decodes
+ * it (os.fsencode gives the byte back; other readers show U+FFFD). */
+static void json_give_up(struct out *o, struct out_utf8 *u)
+{
+    for (unsigned i = 0; i < u->have; i++)
+        json_escape(o, 0xdc00 + u->seq[i]);
+    u->have = u->need = 0;
+}
+
+void out_json_bytes(struct out *o, struct out_utf8 *u, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = (unsigned char)s[i];
+        if (u->need) {
+            /* The second byte's range excludes overlong forms, surrogates
+             * and code points past U+10FFFF (RFC 3629's table). */
+            unsigned lo = 0x80, hi = 0xbf, lead = u->seq[0];
+            if (u->have == 1) {
+                lo = lead == 0xe0 ? 0xa0 : lead == 0xf0 ? 0x90 : 0x80;
+                hi = lead == 0xed ? 0x9f : lead == 0xf4 ? 0x8f : 0xbf;
+            }
+            if (c >= lo && c <= hi) {
+                u->seq[u->have++] = (unsigned char)c;
+                if (--u->need == 0) {
+                    out_mem(o, (const char *)u->seq, u->have);   /* valid UTF-8 */
+                    u->have = 0;
+                }
+                continue;
+            }
+            json_give_up(o, u);   /* and c starts afresh */
+        }
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             out_mem(o, esc, 2);
         } else if (c < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', "0123456789abcdef"[c >> 4],
-                           "0123456789abcdef"[c & 15]};
-            out_mem(o, esc, 6);
+            json_escape(o, c);
+        } else if (c < 0x80) {
+            out_mem(o, (const char *)&s[i], 1);
+        } else if (c >= 0xc2 && c <= 0xf4) {
+            u->seq[0] = (unsigned char)c;
+            u->have = 1;
+            u->need = c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
         } else {
-            out_mem(o, (const char *)&c, 1);
+            json_escape(o, 0xdc00 + c);   /* never a valid first byte */
         }
     }
+}
+
+void out_json_bytes_end(struct out *o, struct out_utf8 *u)
+{
+    json_give_up(o, u);
+}
+
+void out_json_str(struct out *o, const char *s)
+{
+    struct out_utf8 u = {0};
+    out_mem(o, "\"", 1);
+    out_json_bytes(o, &u, s, strlen(s));
+    out_json_bytes_end(o, &u);
     out_mem(o, "\"", 1);
 }
 

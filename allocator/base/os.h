@@ -46,12 +46,27 @@ bool os_fd_identity(int fd, uint64_t *dev, uint64_t *ino);
  * power of two) as refpage_map places them, all map the file (dev, ino)?
  * 1 yes, 0 no, -1 when the kernel cannot tell (PROCMAP_QUERY: Linux 6.11+). */
 int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_t ino);
+/* Call fn on each part of [lo, hi) mapped shared (MAP_SHARED: anonymous
+ * shared memory, a memfd, a file), from PROCMAP_QUERY where the kernel has
+ * it (6.11+), else /proc/self/maps. False when neither could be read. */
+typedef void os_range_fn(uintptr_t start, uintptr_t end, void *ctx);
+bool os_each_shared_mapping(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx);
+/* The same from the text of /proc/self/maps only (what older kernels get;
+ * the unit test reads it here too). */
+bool os_each_shared_mapping_in_text(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx);
 void os_close(int fd);
 
 /* Files. */
 /* Up to cap-1 bytes of a small file, NUL terminated; false when unreadable. */
 bool os_read_text(const char *path, char *buf, size_t cap);
 long long os_read_number(const char *path);       /* -1 when unreadable */
+/* The target of a symbolic link (/proc/self/exe), NUL terminated, cut at
+ * cap-1 bytes; its length, 0 when unreadable. */
+size_t os_readlink(const char *path, char *buf, size_t cap);
+/* A file of any length (/proc/self/cmdline) read through buf, fn called on
+ * each piece in order; false when it could not be opened or read. */
+typedef void os_piece_fn(const char *piece, size_t len, void *ctx);
+bool os_read_pieces(const char *path, char *buf, size_t cap, os_piece_fn *fn, void *ctx);
 /* A whole regular file in metadata memory (never freed); NULL on failure,
  * with errno: open's, or EINVAL for anything but a regular file (a FIFO, a
  * device, a directory: never read, never waited for). */
@@ -134,9 +149,18 @@ long os_gettid(void);
 
 /* The libc environment: an environment variable (NULL when unset), give the
  * processor to another thread, and the module and symbol holding an address
- * (dladdr; takes the dynamic loader's lock). */
+ * (dladdr; takes the dynamic loader's lock). os_dladdr1 also gives what
+ * `flags` asks for in *extra (RTLD_DL_LINKMAP: the module's link_map,
+ * RTLD_DL_SYMENT: the symbol's ELF entry). */
 const char *os_getenv(const char *name);
 void os_yield(void);
 bool os_dladdr(const void *addr, Dl_info *info);
+bool os_dladdr1(const void *addr, Dl_info *info, void **extra, int flags);
+
+/* The loaded object (of the main namespace) holding addr, found by its
+ * program headers (dl_iterate_phdr) without the symbol-table search that
+ * makes dladdr cost tens of thousands of instructions a call; dladdr1's
+ * answer for an address in another namespace. NULL if none holds it. */
+struct link_map *os_object_of(const void *addr);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,91 @@ int os_mapping_is(uintptr_t addr, size_t len, size_t step, uint64_t dev, uint64_
     return result;
 }
 
+/* The shared mappings in [lo, hi) from /proc/self/maps text (kernels
+ * without PROCMAP_QUERY): "start-end perms ..." per line, perms' fourth
+ * letter 's' for a shared mapping. */
+static bool shared_from_text(int fd, uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
+{
+    char buf[16384];
+    enum { START, END, PERMS, REST } field = START;
+    uintptr_t start = 0, end = 0;
+    unsigned perm = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return false;
+        if (n == 0)
+            return true;
+        for (ssize_t i = 0; i < n; i++) {
+            unsigned c = (unsigned char)buf[i];
+            unsigned digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 16;
+            if (c == '\n') {
+                field = START;
+                start = end = 0;
+                perm = 0;
+            } else if (field == START) {
+                if (digit < 16)
+                    start = start * 16 + digit;
+                else
+                    field = END;   /* the '-' */
+            } else if (field == END) {
+                if (digit < 16)
+                    end = end * 16 + digit;
+                else
+                    field = PERMS;   /* the ' ' */
+            } else if (field == PERMS) {
+                if (++perm == 4) {
+                    field = REST;
+                    if (c == 's' && start < hi && end > lo)
+                        fn(start < lo ? lo : start, end > hi ? hi : end, ctx);
+                }
+            }
+        }
+    }
+}
+
+bool os_each_shared_mapping_in_text(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = shared_from_text(fd, lo, hi, fn, ctx);
+    close_own(fd);
+    return ok;
+}
+
+bool os_each_shared_mapping(uintptr_t lo, uintptr_t hi, os_range_fn *fn, void *ctx)
+{
+    enum { COVERING_OR_NEXT = 0x10, VMA_SHARED = 0x08 };   /* PROCMAP_QUERY_* */
+    static bool unsupported;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = true;
+    /* One query per shared mapping: the kernel skips the private ones. */
+    for (uintptr_t at = lo; !unsupported && at < hi;) {
+        struct rm_procmap_query q = {.size = sizeof q, .query_addr = at,
+                                     .query_flags = COVERING_OR_NEXT | VMA_SHARED};
+        if (ioctl(fd, RM_PROCMAP_QUERY, &q) != 0) {
+            if (errno == ENOTTY || errno == EINVAL)
+                unsupported = true;   /* before Linux 6.11: read the text */
+            else
+                ok = errno == ENOENT;   /* none at or after at */
+            break;
+        }
+        if (q.vma_start >= hi)
+            break;
+        fn(q.vma_start < lo ? lo : q.vma_start, q.vma_end > hi ? hi : q.vma_end, ctx);
+        at = q.vma_end;
+    }
+    if (unsupported)
+        ok = shared_from_text(fd, lo, hi, fn, ctx);
+    close_own(fd);
+    return ok;
+}
+
 void os_close(int fd)
 {
     close_own(fd);
@@ -296,6 +382,34 @@ bool os_read_text(const char *path, char *buf, size_t cap)
     close_own(fd);
     buf[used] = '\0';
     return used > 0;
+}
+
+size_t os_readlink(const char *path, char *buf, size_t cap)
+{
+    ssize_t n = readlink(path, buf, cap - 1);
+    size_t len = n < 0 ? 0 : (size_t)n;
+    buf[len] = '\0';
+    return len;
+}
+
+bool os_read_pieces(const char *path, char *buf, size_t cap, os_piece_fn *fn, void *ctx)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = true;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        fn(buf, (size_t)n, ctx);
+    }
+    close_own(fd);
+    return ok;
 }
 
 long long os_read_number(const char *path)
@@ -553,6 +667,47 @@ void os_yield(void)
 bool os_dladdr(const void *addr, Dl_info *info)
 {
     return dladdr(addr, info) != 0;
+}
+
+bool os_dladdr1(const void *addr, Dl_info *info, void **extra, int flags)
+{
+    return dladdr1(addr, info, extra, flags) != 0;
+}
+
+struct object_search {
+    uintptr_t addr;
+    uintptr_t base;
+    const char *name;    /* NULL: not found */
+};
+
+static int object_holding(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct object_search *s = data;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && s->addr >= start && s->addr - start < ph->p_memsz) {
+            s->base = info->dlpi_addr;
+            s->name = info->dlpi_name ? info->dlpi_name : "";
+            return 1;
+        }
+    }
+    return 0;
+}
+
+struct link_map *os_object_of(const void *addr)
+{
+    if (!addr)
+        return NULL;
+    struct object_search s = {.addr = (uintptr_t)addr};
+    if (dl_iterate_phdr(object_holding, &s) && s.name)
+        for (struct link_map *m = _r_debug.r_map; m; m = m->l_next)
+            if (m->l_addr == s.base && !strcmp(m->l_name ? m->l_name : "", s.name))
+                return m;
+    Dl_info info;
+    struct link_map *map = NULL;
+    return dladdr1(addr, &info, (void **)&map, RTLD_DL_LINKMAP) ? map : NULL;
 }
 
 /* ---- userfaultfd (track_reads) ------------------------------------------- */
