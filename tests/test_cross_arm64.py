@@ -10,6 +10,9 @@ from rmhelpers import INCLUDE, PROGRAMS, assert_ok
 
 import rig
 
+# One worker of a parallel run takes the module, so that the arm64 build is made once.
+pytestmark = pytest.mark.xdist_group("arm64")
+
 SYSROOT = "/usr/aarch64-linux-gnu"
 TOOLS = {
     "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu and libc6-dev-arm64-cross",

@@ -103,6 +103,9 @@ def test_large_mallocs_succeed_when_the_program_holds_all_but_ten_mappings(build
 
 
 # ---- item 6: overcommit --------------------------------------------------------
+# vm.overcommit_memory is one setting for the whole machine: two of these tests change
+# it for a while, and every test then reserves memory under it (strict mode refuses
+# the other workers' large reservations), so the three run in the serial part alone.
 
 
 def overcommit_mode() -> int:
@@ -117,6 +120,7 @@ def meminfo_total_bytes() -> int:
     return kib << 10
 
 
+@pytest.mark.serial
 def test_malloc_larger_than_ram_and_swap_gets_glibcs_answer(build, run_prog):
     """Under the heuristic overcommit mode glibc refuses one request larger
     than RAM + swap; refmalloc's chunk mappings each passed the check and the
@@ -131,6 +135,7 @@ def test_malloc_larger_than_ram_and_swap_gets_glibcs_answer(build, run_prog):
     assert ours.stdout.strip() == glibc.stdout.strip(), describe(ours)
 
 
+@pytest.mark.serial
 def test_malloc_larger_than_ram_under_always_overcommit_matches_glibc(build, run_prog):
     """vm.overcommit_memory=1: glibc hands the block out, so must refmalloc
     (the mode is set for the two runs and put back)."""
@@ -148,6 +153,7 @@ def test_malloc_larger_than_ram_under_always_overcommit_matches_glibc(build, run
     assert ours.stdout.strip() == "huge ok", describe(ours)
 
 
+@pytest.mark.serial
 def test_strict_overcommit_gives_glibcs_answers(build, run_prog):
     """vm.overcommit_memory=2 (commit limit: overcommit_ratio% of RAM + swap,
     here 100%, so that the machine's other processes keep their room): a

@@ -32,6 +32,12 @@ runner = importlib.util.module_from_spec(_SPEC)
 sys.modules["glibc_runner"] = runner
 _SPEC.loader.exec_module(runner)
 
+# The whole module runs in scripts/test.sh's serial part, on a machine nothing else of the
+# suite loads: the matrix runs two tests at a time itself, and glibc's fork tests
+# (tst-mallocfork2/3) then need about a third of their 60 s limit; beside two busy
+# workers they reached it (seen: 4 timeouts under a load of 10).
+pytestmark = pytest.mark.serial
+
 TEST_NAMES = [t.name for t in runner.TESTS]
 TIMEOUT = float(os.environ.get("REFMALLOC_GLIBC_TIMEOUT", runner.DEFAULT_TIMEOUT))
 JOBS = max(1, min(4, os.cpu_count() or 2))

@@ -21,6 +21,11 @@ from rmhelpers import REPO, TESTS_DIR
 
 import rig
 
+# One worker of a parallel run takes the whole module: its module fixtures (the arm64
+# build, two boots of the emulated machine) are made once, not once per worker. Guest
+# time counts instructions, so a busy host changes no verdict here.
+pytestmark = pytest.mark.xdist_group("mte-rig")
+
 GUEST_LIB = "/lib/librefmalloc.so"
 GUEST_TESTS = "/bin/mte_tests"
 GUEST_PROBE = "/bin/probe_mte"

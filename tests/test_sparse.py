@@ -4,9 +4,12 @@ written and few mappings: 64 GiB of live sparse blocks."""
 import re
 import time
 
+import pytest
 from rmhelpers import assert_ok
 
 
+# Serial: its verdict includes the time it took (30 s), which a busy machine decides.
+@pytest.mark.serial
 def test_64_gib_of_live_sparse_blocks(build, run_prog):
     t0 = time.monotonic()
     cp = assert_ok(run_prog(build("sparse.c"), [1000, 64], timeout=60))

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# One worker of a parallel run takes the module, so that the CMake build is made once.
+pytestmark = pytest.mark.xdist_group("unit-c")
+
 UNIT = sorted(p.stem for p in (REPO / "tests" / "unit").glob("test_*.c"))
 
 
