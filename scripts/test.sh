@@ -33,23 +33,23 @@ else
 fi
 
 # No path given: pytest takes pyproject's testpaths (tests/).
-parallel=(python -m pytest -n auto --dist loadgroup --serial-tests=skip "$@")
-serial=(python -m pytest -n 0 --serial-tests=only "$@")
+# One part of the suite: its command logged, its exit status in $status.
+run_part() {
+  setup_log "$*"
+  set +e
+  "$@"
+  status=$?
+  set -e
+}
 
-setup_log "${parallel[*]}"
-set +e
-"${parallel[@]}"
-first=$?
-set -e
+run_part python -m pytest -n auto --dist loadgroup --serial-tests=skip "$@"
+first=$status
 # Interrupted (2) or a usage or internal error (3, 4): the second part would only repeat it.
 if [[ $first -ge 2 && $first -le 4 ]]; then
   exit "$first"
 fi
-setup_log "${serial[*]}"
-set +e
-"${serial[@]}"
-second=$?
-set -e
+run_part python -m pytest -n 0 --serial-tests=only "$@"
+second=$status
 
 # 5: every test of that part was deselected (or none was collected).
 if [[ $first -ne 0 && $first -ne 5 ]]; then
