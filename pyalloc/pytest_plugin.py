@@ -13,7 +13,8 @@ a test session.
   every test. Tests whose outcome differs are run once more under each pattern; those
   that repeat their outcomes are reported (test id, which pattern failed, the failure)
   and fail the session. Tests whose outcome changes under the same pattern are flaky and
-  only mentioned.
+  only mentioned. Each session reads a copy of the cache (``--lf`` works); SIGTERM and
+  SIGINT kill every session (exit 143, 130).
 
 The ``refmalloc`` fixture runs subprocesses under the library and reads the in-process
 counters (see :class:`RefmallocFixture`).
@@ -24,11 +25,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -526,6 +530,42 @@ class _SessionProgress:
             self.stream.flush()
 
 
+def _session_cache(config: pytest.Config, where: Path) -> Path:
+    """A copy of the session's cache directory for one child session: --lf, --ff and
+    --nf read it as in the session itself, and what the child sessions record (the
+    failures under the other pattern) never reaches the real one."""
+    # As the cache provider resolves cache_dir (it is not configured yet here).
+    value = os.path.expandvars(os.path.expanduser(str(config.getini("cache_dir"))))
+    source = config.rootpath / value
+    if source.is_dir():
+        shutil.copytree(source, where, dirs_exist_ok=True)
+    else:
+        where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+class _Terminated(Exception):
+    """SIGTERM reached the parent of --refmalloc-check's sessions."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`_Terminated`, so that the sessions
+    are killed and reaped on the way out (SIGINT raises KeyboardInterrupt already)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _count_lines(path: Path) -> int:
     try:
         with path.open("rb") as handle:
@@ -561,8 +601,8 @@ def _run_sessions(
             "-m",
             "pytest",
             *args,
-            "-p",
-            "no:cacheprovider",
+            "-o",
+            f"cache_dir={_session_cache(config, tmp / f'{label}.cache')}",
             f"--basetemp={tmp / label}",
         ]
         out = open(tmp / f"{label}.out", "w+b")  # noqa: SIM115 (closed below)
@@ -654,8 +694,6 @@ def _report(a: _Session, b: _Session, confirmed: list[str], flaky: list[str], wr
 
 
 def _check_main(config: pytest.Config, options: dict[str, object]) -> int:
-    from pyalloc.check.runner import no_aslr
-
     base = options.pop("pattern", DEFAULT_PATTERN)
     assert isinstance(base, int)
     patterns = (base, base ^ 0xFF)
@@ -663,6 +701,20 @@ def _check_main(config: pytest.Config, options: dict[str, object]) -> int:
     if capture is not None:
         capture.stop_global_capturing()
     write = sys.stdout.write
+    try:
+        with _sigterm_raises():
+            return _check_sessions(config, options, patterns, write)
+    except (_Terminated, KeyboardInterrupt) as exc:
+        sig = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
+        sys.stderr.write(f"refmalloc check: stopped by {sig.name}; every session was killed\n")
+        return 128 + sig
+
+
+def _check_sessions(
+    config: pytest.Config, options: dict[str, object], patterns: tuple[int, int], write: Any
+) -> int:
+    from pyalloc.check.runner import no_aslr
+
     with tempfile.TemporaryDirectory(prefix="refmalloc-pytest-check-") as name, no_aslr():
         tmp = Path(name)
         a, b = _run_sessions(config, tmp, "s", patterns, options)

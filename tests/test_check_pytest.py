@@ -4,9 +4,12 @@ depends on the pattern reported and the session failed."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 TESTS = textwrap.dedent(
     """
@@ -98,3 +101,63 @@ def test_one_test_is_singular(lib, tmp_path):
     cp = _pytest(lib, tmp_path, "--refmalloc-check", "-q", "test_ok.py")
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert "session under 0xaa: 1 test, exit 0; under 0x55: 1 test, exit 0" in cp.stdout
+
+
+def test_last_failed_works_and_the_real_cache_is_left_alone(lib, tmp_path):
+    """--lf failed: the sessions were given -p no:cacheprovider ("unrecognized
+    arguments: --lf")."""
+    (tmp_path / "test_lf.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    assert 0\n")
+    first = _pytest(lib, tmp_path, "-q", "test_lf.py")
+    assert first.returncode == 1, first.stdout
+    lastfailed = tmp_path / ".pytest_cache" / "v" / "cache" / "lastfailed"
+    before = lastfailed.read_text()
+    cp = _pytest(lib, tmp_path, "--refmalloc-check", "--lf", "-q", "test_lf.py")
+    assert "unrecognized arguments" not in cp.stdout + cp.stderr
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    # Only the test that failed last time ran, in each session.
+    assert "session under 0xaa: 1 test, exit 1; under 0x55: 1 test, exit 1" in cp.stdout
+    assert lastfailed.read_text() == before
+
+
+def _sessions_in(cwd: Path) -> list[int]:
+    """The pids of pytest sessions working in cwd (the check's children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            here = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if here == str(cwd) and b"--basetemp=" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_sigterm_kills_every_session(lib, tmp_path):
+    """SIGTERM to `pytest --refmalloc-check` left both sessions running."""
+    (tmp_path / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(120)\n")
+    env = {**os.environ, "REFMALLOC_LIB": lib}
+    for var in ("LD_PRELOAD", "REFMALLOC_OPTIONS", "PYTHONMALLOC"):
+        env.pop(var, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "pyalloc.pytest_plugin", "--refmalloc-check",
+         "-q", "test_slow.py"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(_sessions_in(tmp_path)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        started = _sessions_in(tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    assert "stopped by SIGTERM; every session was killed" in err
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists()]
