@@ -212,11 +212,12 @@ def test_threads_faulting_under_the_allocator_lock_do_not_deadlock(build, run_pr
     assert reads["first_touches"] > 400
     # Every read but i == 0's (whose page was written), in one finding per reader
     # (a reader the handler could not name, busy machine, is a finding of its own).
-    # Seen here once in about 30 runs on a quiet machine, and in a CI run beside
-    # another worker: a few of the 400 blocks are not registered (blocks 392: 391
-    # reads; in CI 329): not yet explained, noted on issue 13. The bound keeps the
-    # test about deadlock and counting, not about that race.
+    # Blocks mapped while the first thread opens the descriptor are waited for, up to
+    # a bound, and counted as untracked past it: each loses at most its one read.
+    # (They went untracked and uncounted: 392 blocks and 391 reads once here, 329
+    # reads in a CI run.)
+    assert reads["blocks"] + reads["untracked_blocks"] == 400, reads
     counted = sum(f["count"] for f in reads["findings"])
     assert counted == reads["reads_before_write"]
-    assert 4 * 99 * 3 // 4 <= counted <= 4 * 99, reads
+    assert 4 * 99 - reads["untracked_blocks"] <= counted <= 4 * 99, reads
     assert 1 <= len(reads["findings"]) <= 2
