@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.report import SHORT, _table
+from bench.summary import target_from_json, target_value
+from bench.workloads import Target
 
 #: The metrics compared, with the ratio's name in the summary JSON.
 METRICS = {"time": "time", "peak PSS": "peak_pss"}
@@ -45,23 +47,22 @@ def _configs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return [c for c in seen(new) if c in before and c != "glibc"]
 
 
+def _target_state(data: Mapping[str, Any], workload: str, t: Target) -> str:
+    row = data.get("summary", {}).get(workload, {})
+    v = target_value(t, {c: cell.get("median", {}) for c, cell in row.items()})
+    if v is None:
+        return "- (n/a)"
+    return f"{v:.2f} ({'met' if v <= t.bound else 'missed'})"
+
+
 def _targets(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    def key(t: Mapping[str, Any]) -> tuple[str, str, str]:
-        return (t["workload"], t["config"], t["metric"])
-
-    before = {key(t): t for t in old.get("targets", [])}
+    """Each of this run's targets, evaluated on both runs' medians: an earlier
+    results.json is judged by today's targets, whatever it listed itself."""
     lines = []
-    for t in new.get("targets", []):
-        o = before.get(key(t))
-        if o is None:
-            continue
-
-        def state(x: Mapping[str, Any]) -> str:
-            v = x.get("value")
-            shown = "-" if v is None else f"{v:.2f}"
-            return f"{shown} ({'met' if x['met'] else 'missed' if x['met'] is False else 'n/a'})"
-
-        lines.append(f"- {t['workload']} {t['target']}: {state(o)} → {state(t)}")
+    for entry in new.get("targets", []):
+        t, w = target_from_json(entry), entry["workload"]
+        before, now = _target_state(old, w, t), _target_state(new, w, t)
+        lines.append(f"- {w} {entry['target']}: {before} → {now}")
     return lines
 
 

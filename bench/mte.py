@@ -50,12 +50,15 @@ CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
     "anon": ("anon", {}),
 }
 BASELINE = "stg"
-RESULT = re.compile(r"RESULT \S+ ns=(\d+) instructions=\S+ anon_kib=(-?\d+) pss_kib=(-?\d+) "
-                    r"tag=(\d+)")
+RESULT = re.compile(
+    r"RESULT \S+ ns=(\d+) instructions=\S+ anon_kib=(-?\d+) pss_kib=(-?\d+) "
+    r"tag=(\d+)"
+)
 
 
-def measure(lib: Path, prog: Path, args: argparse.Namespace, workdir: Path,
-            icount: bool) -> dict[str, list[dict[str, int]]]:
+def measure(
+    lib: Path, prog: Path, args: argparse.Namespace, workdir: Path, icount: bool
+) -> dict[str, list[dict[str, int]]]:
     names = list(CONFIGS)
     commands, config_of = [], {}
     for rep in range(args.repeat):
@@ -64,12 +67,20 @@ def measure(lib: Path, prog: Path, args: argparse.Namespace, workdir: Path,
             mode, env = CONFIGS[name]
             command = f"{name.replace(' ', '_').replace('=', '')}.{rep}"
             config_of[command] = name
-            commands.append(rig.GuestCommand(
-                command, [GUEST_PROG, mode, str(args.mib), str(args.percent)], env, timeout=600))
+            commands.append(
+                rig.GuestCommand(
+                    command, [GUEST_PROG, mode, str(args.mib), str(args.percent)], env, timeout=600
+                )
+            )
     extra = ["-icount", "shift=0"] if icount else []
-    results = rig.run(commands, {GUEST_LIB: lib, GUEST_PROG: prog}, mte=True,
-                      workdir=workdir / ("icount" if icount else "timed"), timeout=3000,
-                      extra_qemu_args=extra)
+    results = rig.run(
+        commands,
+        {GUEST_LIB: lib, GUEST_PROG: prog},
+        mte=True,
+        workdir=workdir / ("icount" if icount else "timed"),
+        timeout=3000,
+        extra_qemu_args=extra,
+    )
     out: dict[str, list[dict[str, int]]] = {name: [] for name in names}
     for command in commands:
         name = config_of[command.name]
@@ -99,38 +110,54 @@ def table(timed: dict, counted: dict) -> str:
             f"| {name} | {ns / 1e6:.1f} ms | {ns / base_ns:.2f}x | {ins / 1e6:.1f} M "
             f"| {ins / base_ins:.3f}x | {median(timed[name], 'anon_kib') / 1024:.1f} MiB "
             f"| {median(timed[name], 'pss_kib') / 1024:.1f} MiB | "
-            f"{'yes' if timed[name][0]['tag'] else 'no'} |")
+            f"{'yes' if timed[name][0]['tag'] else 'no'} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=5, help="rounds per boot (default 5)")
     parser.add_argument("--mib", type=int, default=256, help="block size in MiB (default 256)")
-    parser.add_argument("--percent", type=int, default=1,
-                        help="percentage of pages written (default 1)")
+    parser.add_argument(
+        "--percent", type=int, default=1, help="percentage of pages written (default 1)"
+    )
     parser.add_argument("--lib", type=Path, help="arm64 librefmalloc.so (default: build one)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if not 1 <= args.mib <= 512 or not 0 <= args.percent <= 100 or args.repeat < 1:
-        parser.error("--mib must be 1-512 (the guest has 1 GiB), --percent 0-100, "
-                     "--repeat at least 1")
+        parser.error(
+            "--mib must be 1-512 (the guest has 1 GiB), --percent 0-100, --repeat at least 1"
+        )
     with tempfile.TemporaryDirectory(prefix="refmalloc-mte-bench-") as tmp:
         workdir = Path(tmp)
         print("bench/mte: building the arm64 library and program", file=sys.stderr)
         lib = args.lib or rig.build_library(workdir / "arm64")
-        prog = rig.cross_compile(REPO / "bench" / "programs" / "mte_prefault.c",
-                                 workdir / "mte_prefault", extra_args=("-Wall", "-Werror"))
+        prog = rig.cross_compile(
+            REPO / "bench" / "programs" / "mte_prefault.c",
+            workdir / "mte_prefault",
+            extra_args=("-Wall", "-Werror"),
+        )
         timed = measure(lib, prog, args, workdir, icount=False)
         counted = measure(lib, prog, args, workdir, icount=True)
-    print(f"{args.mib} MiB block, {args.percent}% of its pages written, medians of "
-          f"{args.repeat} (emulated: qemu-system-aarch64 TCG, -cpu max, mte=on)\n")
+    print(
+        f"{args.mib} MiB block, {args.percent}% of its pages written, medians of "
+        f"{args.repeat} (emulated: qemu-system-aarch64 TCG, -cpu max, mte=on)\n"
+    )
     print(table(timed, counted))
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"lib": str(args.lib),
-                                                               "json": str(args.json)},
-                                         "timed": timed, "instructions": counted}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": vars(args) | {"lib": str(args.lib), "json": str(args.json)},
+                    "timed": timed,
+                    "instructions": counted,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

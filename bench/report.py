@@ -216,7 +216,7 @@ def render(
         "",
     ]
     out += probe_table(result)
-    out += ["", "Targets (refmalloc against glibc without pattern; reported, not asserted):", ""]
+    out += ["", "Targets (to glibc without pattern unless named; reported, not asserted):", ""]
     out += targets_list(vs)
     out.append(check_cost(cells))
     warned = sorted(

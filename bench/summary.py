@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Mapping
 from typing import Any
 
 from bench.configs import BASELINE
@@ -87,21 +88,41 @@ def summarize(result: RunResult) -> dict[str, dict[str, Cell]]:
     return cells
 
 
+def target_value(t: Target, medians: Mapping[str, Mapping[str, float]]) -> float | None:
+    """The value t bounds, from one workload's medians by configuration (this
+    run's, or an earlier results.json's: --compare)."""
+    own = medians.get(t.config, {})
+    value = own.get(t.metric)
+    if value is None:
+        return None
+    if t.baseline is None:
+        per = own.get(t.per) if t.per else 1.0
+        return value / per * t.scale if per else None
+    names = t.baseline if isinstance(t.baseline, tuple) else (t.baseline,)
+    bases = [b for b in (medians.get(n, {}).get(t.metric) for n in names) if b]
+    if not bases:
+        return None
+    base = min(bases)
+    if t.plus_pattern:
+        # value <= bound x base + pattern, as a ratio to be read against the
+        # bound: over base + pattern / bound (peak_pss is in KiB).
+        base += own.get("rm_pattern_bytes", 0.0) / 1024 / t.bound
+    return value / base
+
+
+def target_from_json(entry: Mapping[str, Any]) -> Target:
+    fields = {f.name: entry[f.name] for f in dataclasses.fields(Target) if f.name in entry}
+    if isinstance(fields.get("baseline"), list):
+        fields["baseline"] = tuple(fields["baseline"])
+    return Target(**fields)
+
+
 def verdicts(result: RunResult, cells: dict[str, dict[str, Cell]]) -> list[Verdict]:
     out = []
     for w in result.workloads:
+        medians = {c: cell.median for c, cell in cells.get(w.name, {}).items()}
         for t in w.targets:
-            cell = cells.get(w.name, {}).get(t.config)
-            value = None
-            if cell is not None:
-                if t.baseline is None:
-                    value = cell.median.get(t.metric)
-                elif t.baseline == BASELINE:
-                    value = cell.ratio.get(t.metric)
-                else:
-                    other = cells[w.name].get(t.baseline)
-                    a, b = cell.median.get(t.metric), other and other.median.get(t.metric)
-                    value = a / b if a is not None and b else None
+            value = target_value(t, medians)
             out.append(Verdict(w.name, t, value, None if value is None else value <= t.bound))
     return out
 
@@ -144,10 +165,7 @@ def to_json(
             {
                 "workload": v.workload,
                 "target": v.target.describe(),
-                "config": v.target.config,
-                "metric": v.target.metric,
-                "bound": v.target.bound,
-                "baseline": v.target.baseline,
+                **dataclasses.asdict(v.target),
                 "value": v.value,
                 "met": v.met,
             }

@@ -176,8 +176,9 @@ def run(
         "quick": quick,
         "lib": str(lib),
         "lib_sha256": hashlib.sha256(lib.read_bytes()).hexdigest(),
-        "configs": {n: {"description": c.description, "env": describe_env(c)}
-                    for n, c in sample.items()},
+        "configs": {
+            n: {"description": c.description, "env": describe_env(c)} for n, c in sample.items()
+        },
         "plan": dataclasses.asdict(plan),
         "cache_dir": str(cache),
         "compiler": programs.compiler_id(),
@@ -275,4 +276,3 @@ def to_json(result: SweepResult) -> dict[str, Any]:
         "crossover": {mode: result.crossover(mode) for mode in MODES},
         "measurements": [dataclasses.asdict(m) for m in result.measurements],
     }
-
