@@ -81,6 +81,9 @@ class ReadFinding:
     page: int
     count: int
     pid: int
+    #: The program's context when it read (refmalloc_set_context: the pytest plugin's
+    #: test node id); None outside any.
+    context: str | None = None
 
     def read_text(self) -> str:
         """Where the read happened, for people."""
@@ -106,7 +109,7 @@ class ReadFinding:
             return (site.module, site.offset)
 
         reader = place(self.caller) if self.caller is not None else place(self.read)
-        return (reader, self.syscall, place(self.alloc), self.pid)
+        return (reader, self.syscall, place(self.alloc), self.pid, self.context)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +124,7 @@ class ReadFinding:
             "page": self.page,
             "pages": self.count,
             "pid": self.pid,
+            "context": self.context,
             "text": self.read_text(),
         }
 
@@ -136,6 +140,8 @@ class ReadsResult:
     first_touches: int = 0
     reads_before_write: int = 0
     dropped: int = 0
+    #: Context names the library's table had no room for (their reads: context None).
+    contexts_dropped: int = 0
     findings: list[ReadFinding] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -147,6 +153,7 @@ class ReadsResult:
             "first_touches": self.first_touches,
             "reads_before_write": self.reads_before_write,
             "dropped": self.dropped,
+            "contexts_dropped": self.contexts_dropped,
             "findings": [f.as_json() for f in self.findings],
         }
 
@@ -209,13 +216,16 @@ def _caller(
     return None
 
 
-def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsResult:
-    """Merge the reads sections of every report in report_dir."""
+def collect(
+    report_dir: Path, cwd: str | None, env_path: str | None, pattern: str = "reads.*.json"
+) -> ReadsResult:
+    """Merge the reads sections of every report in report_dir (files matching
+    ``pattern``). Findings are kept apart per context (the test that read)."""
     result = ReadsResult()
     reasons: list[str] = []
     seen: dict[tuple[Any, ...], ReadFinding] = {}
     lines: dict[tuple[Any, ...], ReadFinding] = {}
-    for path in sorted(report_dir.glob("reads.*.json")):
+    for path in sorted(report_dir.glob(pattern)):
         try:
             data = json.loads(path.read_text(errors="replace"))
         except (OSError, ValueError):
@@ -231,12 +241,14 @@ def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsRes
         result.first_touches += int(reads.get("first_touches", 0))
         result.reads_before_write += int(reads.get("reads_before_write", 0))
         result.dropped += int(reads.get("dropped", 0))
+        result.contexts_dropped += int(reads.get("contexts_dropped", 0))
         for f in reads.get("findings", []):
             number = f.get("syscall")
             key = (
                 json.dumps(f.get("read"), sort_keys=True),
                 json.dumps(f.get("alloc"), sort_keys=True),
                 number,
+                f.get("context"),
             )
             if key in seen:
                 seen[key].count += int(f.get("count", 1))
@@ -251,6 +263,7 @@ def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsRes
                 page=int(f.get("page", 0)),
                 count=int(f.get("count", 1)),
                 pid=int(data.get("pid", 0)),
+                context=f.get("context"),
             )
             seen[key] = finding
             # One finding per program line: a libc function reads with several
