@@ -12,9 +12,12 @@
 /* Blocks registered at once, and distinct findings kept: fixed tables made
  * at the first registration, so that the handler never allocates. A block
  * beyond RANGES_MAX is not tracked (its pages fault like any other); a
- * finding beyond FINDINGS_MAX is counted in reads_dropped. */
+ * finding beyond FINDINGS_MAX is counted in reads_dropped. Findings are
+ * kept per context (a test suite's every test may repeat one read), so
+ * the table is sized for thousands: about 200 bytes each, in pages that
+ * cost nothing until a finding lands there. */
 #define RANGES_MAX 8192
-#define FINDINGS_MAX 512
+#define FINDINGS_MAX 4096
 #define QUIET_SLOTS 16
 /* Words read from the reader's stack pointer: a leaf function of libc
  * (memcmp, memcpy, write) keeps its return address there, which names the
