@@ -92,9 +92,7 @@ def section(out: str) -> list[str]:
     """The lines of the "refmalloc reads" section."""
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if " refmalloc reads " in line)
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith("=")), len(lines)
-    )
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("=")), len(lines))
     return [line for line in lines[start + 1 : end] if line.strip()]
 
 
@@ -145,9 +143,7 @@ def test_a_clean_file_passes_with_no_read_before_write(project: Path, lib: str) 
     assert "test_clean.py::test_clean" not in lines
 
 
-def test_unavailable_userfaultfd_says_not_tracked_and_runs(
-    project: Path, lib: str, build
-) -> None:
+def test_unavailable_userfaultfd_says_not_tracked_and_runs(project: Path, lib: str, build) -> None:
     noufd = build("noufd.c")
     (project / "test_reads.py").write_text(READING)
     cp = inner_pytest(
