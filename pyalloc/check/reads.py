@@ -5,7 +5,8 @@ to a page, so that every block of a page or more is built from reference pages a
 the first touch of each of its pages is seen (userfaultfd minor faults): a page whose
 first touch is a read was never written. Each process writes a JSON report; its
 ``reads`` section lists the readers (instruction or system call), deduplicated by
-allocation site and reader. Here they are merged over the processes and named with
+allocation site, reader and context (``refmalloc_set_context``: the pytest plugin's
+test id; ``context`` null outside one). Here they are merged over the processes and named with
 addr2line, as ``--locate`` names allocation sites.
 """
 
