@@ -8,6 +8,8 @@
 - :func:`pages_written` / :func:`page_states`: per page of a buffer (numpy array,
   bytearray, memoryview...), whether the program wrote it;
 - :func:`pattern`, :func:`version`, :func:`write_report`;
+- :func:`set_context`: name the current context (a test id) of read-before-write
+  findings (``track_reads=1``);
 - :func:`load_report`: the process reports in a report file.
 
 The in-process functions (cffi, numpy) are imported on first use, so that
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
         page_states,
         pages_written,
         pattern,
+        set_context,
         stats,
         version,
         write_report,
@@ -45,6 +48,7 @@ _LAZY = {
     "page_states": ("pyalloc.api", "page_states"),
     "pages_written": ("pyalloc.api", "pages_written"),
     "pattern": ("pyalloc.api", "pattern"),
+    "set_context": ("pyalloc.api", "set_context"),
     "stats": ("pyalloc.api", "stats"),
     "version": ("pyalloc.api", "version"),
     "write_report": ("pyalloc.api", "write_report"),
@@ -61,6 +65,7 @@ __all__ = [
     "page_states",
     "pages_written",
     "pattern",
+    "set_context",
     "stats",
     "version",
     "write_report",

@@ -46,6 +46,7 @@ struct refmalloc_block_info {
 int refmalloc_query(const void *addr, struct refmalloc_block_info *info);
 long refmalloc_page_states(const void *addr, size_t len, unsigned char *states);
 int refmalloc_write_report(const char *path);
+int refmalloc_set_context(const char *name);
 unsigned char refmalloc_pattern(void);
 const char *refmalloc_version(void);
 
@@ -187,6 +188,15 @@ def write_report(path: str | os.PathLike[str] | None = None) -> None:
     if lib.refmalloc_write_report(arg) != 0:
         err = _ffi.errno
         raise OSError(err, f"refmalloc_write_report: {os.strerror(err)}", os.fspath(path or ""))
+
+
+def set_context(name: str | None) -> bool:
+    """Name the current context (e.g. a test id) that read-before-write findings are
+    recorded under (``track_reads=1``); None clears it. False when the library's table
+    of names is full (the report counts it in ``reads.contexts_dropped``)."""
+    lib = _library()
+    arg = _ffi.NULL if name is None else name.encode("utf-8", "surrogateescape")
+    return bool(lib.refmalloc_set_context(arg) == 0)
 
 
 def _extent(obj: Any) -> tuple[int, int]:

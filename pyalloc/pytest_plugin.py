@@ -39,6 +39,7 @@ from typing import IO, Any, Final
 
 import pytest
 
+from pyalloc import pytest_reads
 from pyalloc.inject import PRELOAD_VAR, PYTHONMALLOC_VAR, child_env, is_python_command
 from pyalloc.library import LIB_NAME, lib_path
 from pyalloc.options import ENV_VAR as OPTIONS_VAR
@@ -95,6 +96,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(--refmalloc-pattern and its complement: 0xaa and 0x55 by default) and fail it if "
         "any test's outcome depends on the pattern (uninitialized heap memory).",
     )
+    pytest_reads.add_option(group)
 
 
 def _wanted_pattern(config: pytest.Config) -> int | None:
@@ -167,6 +169,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     session, check = config.getoption("refmalloc"), config.getoption("refmalloc_check")
     if session and check:
         raise pytest.UsageError("--refmalloc and --refmalloc-check: choose one")
+    pytest_reads.check_usage(config)
     if not (session or check):
         for name, dest in (
             ("--refmalloc-pattern", "refmalloc_pattern"),
@@ -181,6 +184,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     options = _session_options(config)
     if check:
         return _check_main(config, options)
+    if pytest_reads.wanted(config):
+        options = pytest_reads.session_options(options)
     # Taken out of the environment at once: the tests' own subprocesses must not see it.
     reexecuted = os.environ.pop(REEXEC_VAR, None)
     if _running_under_refmalloc():
@@ -455,6 +460,8 @@ class _Recorder:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("refmalloc") and pytest_reads.wanted(config):
+        pytest_reads.configure(config, _running_under_refmalloc())
     path = os.environ.get(RESULTS_VAR)
     if path and not config.pluginmanager.has_plugin("refmalloc-check-recorder"):
         config.pluginmanager.register(_Recorder(path), "refmalloc-check-recorder")

@@ -45,7 +45,7 @@ def unit_build(tmp_path_factory) -> Path:
 
 
 def test_unit_tests_exist():
-    assert {"test_region", "test_blocks", "test_refpage"} <= set(UNIT)
+    assert {"test_region", "test_blocks", "test_refpage", "test_context"} <= set(UNIT)
 
 
 @pytest.mark.parametrize("name", UNIT)

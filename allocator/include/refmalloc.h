@@ -119,6 +119,17 @@ long refmalloc_page_states(const void *addr, size_t len, unsigned char *states);
  * or the reason the file could not be created. */
 int refmalloc_write_report(const char *path);
 
+/* Name the program's current context, e.g. the test now running (the pytest
+ * plugin's --refmalloc-reads passes each test's node id): read-before-write
+ * findings (track_reads=1) record the context current when the read
+ * happened, and are kept apart per context. Process-wide, not per thread.
+ * NULL or "" clears it. The name is copied (at most 255 bytes kept; longer
+ * ones are truncated) into a table of 1024 distinct names; a new name once
+ * it is full leaves no context current and is counted in the report's
+ * reads.contexts_dropped. Returns 0, or -1 with errno ENOSPC (table full)
+ * or ENOMEM. */
+int refmalloc_set_context(const char *name);
+
 /* The pattern byte of fresh blocks, and the library version string. */
 unsigned char refmalloc_pattern(void);
 const char *refmalloc_version(void);

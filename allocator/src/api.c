@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "context.h"
 #include "large.h"
 #include "mte.h"
 #include "os.h"
@@ -63,4 +64,9 @@ RM_API unsigned char refmalloc_pattern(void)
 RM_API const char *refmalloc_version(void)
 {
     return REFMALLOC_VERSION;
+}
+
+RM_API int refmalloc_set_context(const char *name)
+{
+    return context_set(name);
 }

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "context.h"
 #include "large.h"
 #include "mte.h"
 #include "os.h"
@@ -50,6 +51,7 @@ void rm_core_fork_child(void)
     large_fork_child();
     stats_reset_events();
     report_note_fork(forking_parent);
+    context_fork_child();
     reads_fork_child();   /* last: it may start a thread */
 }
 

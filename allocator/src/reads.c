@@ -5,15 +5,19 @@
 #include <string.h>
 
 #include "config.h"
+#include "context.h"
 #include "os.h"
 #include "stats.h"
 
 /* Blocks registered at once, and distinct findings kept: fixed tables made
  * at the first registration, so that the handler never allocates. A block
  * beyond RANGES_MAX is not tracked (its pages fault like any other); a
- * finding beyond FINDINGS_MAX is counted in reads_dropped. */
+ * finding beyond FINDINGS_MAX is counted in reads_dropped. Findings are
+ * kept per context (a test suite's every test may repeat one read), so
+ * the table is sized for thousands: about 200 bytes each, in pages that
+ * cost nothing until a finding lands there. */
 #define RANGES_MAX 8192
-#define FINDINGS_MAX 512
+#define FINDINGS_MAX 4096
 #define QUIET_SLOTS 16
 /* Words read from the reader's stack pointer: a leaf function of libc
  * (memcmp, memcpy, write) keeps its return address there, which names the
@@ -42,6 +46,7 @@ struct finding {
     uintptr_t pc;           /* reading instruction, or where the syscall was made */
     long syscall;           /* -1: a user-mode read */
     long tid;               /* first reader */
+    uint32_t context;       /* the program's context then (context.h): 0 none */
     uintptr_t block;        /* first block read */
     size_t block_size, page;   /* its size and the page's offset in it */
     uint64_t count;         /* pages first touched by this reader */
@@ -138,7 +143,8 @@ static bool quiet(long tid)
     return false;
 }
 
-static void record(uintptr_t addr, long tid, long nr, uintptr_t pc, const uintptr_t *stack)
+static void record(uintptr_t addr, long tid, long nr, uintptr_t pc, const uintptr_t *stack,
+                   uint32_t context)
 {
     lock();
     const struct range *r = range_holding(addr);
@@ -146,12 +152,13 @@ static void record(uintptr_t addr, long tid, long nr, uintptr_t pc, const uintpt
     struct finding *f = NULL;
     for (size_t i = 0; i < rd.nfindings && !f; i++)
         if (rd.findings[i].site == site && rd.findings[i].pc == pc &&
-            rd.findings[i].syscall == nr)
+            rd.findings[i].syscall == nr && rd.findings[i].context == context)
             f = &rd.findings[i];
     if (!f && rd.nfindings < FINDINGS_MAX) {
         size_t page = os_page_size();
         f = &rd.findings[rd.nfindings++];
-        *f = (struct finding){.site = site, .pc = pc, .syscall = nr, .tid = tid};
+        *f = (struct finding){.site = site, .pc = pc, .syscall = nr, .tid = tid,
+                                .context = context};
         memcpy(f->stack, stack, sizeof f->stack);
         if (r) {
             f->block = r->start;
@@ -181,7 +188,9 @@ static void *handler(void *arg)
             continue;
         stat_add(ST_reads_first_touches, 1);
         if (!ev.write && !quiet(ev.tid)) {
-            /* Read while the thread waits: afterwards it has moved on. */
+            /* Read while the thread waits: afterwards it has moved on (and
+             * the program may be in its next context). */
+            uint32_t context = context_current();
             long nr = -1;
             uintptr_t pc = 0, sp = 0, stack[STACK_WORDS] = {0};
             if (!os_thread_syscall(ev.tid, &nr, &sp, &pc))
@@ -189,7 +198,7 @@ static void *handler(void *arg)
             else if (sp && !os_read_memory(sp, stack, sizeof stack))
                 memset(stack, 0, sizeof stack);
             stat_add(ST_reads_before_write, 1);
-            record(ev.addr, ev.tid, nr, pc, stack);
+            record(ev.addr, ev.tid, nr, pc, stack, context);
         }
         if (!os_uffd_continue(fd, ev.addr & ~(uintptr_t)(page - 1), page))
             break;
@@ -530,6 +539,10 @@ void reads_report_json(struct out *o)
     out_u64(o, stat_get(ST_reads_before_write));
     out_str(o, ", \"dropped\": ");
     out_u64(o, stat_get(ST_reads_dropped));
+    out_str(o, ", \"contexts\": ");
+    out_u64(o, context_count());
+    out_str(o, ", \"contexts_dropped\": ");
+    out_u64(o, context_dropped());
     out_str(o, ",\n    \"findings\": [");
     /* Copied out first: dladdr takes the loader's lock, never under ours. */
     size_t n = rd.nfindings;
@@ -556,6 +569,12 @@ void reads_report_json(struct out *o)
         out_u64(o, f.block_size);
         out_str(o, ", \"page\": ");
         out_u64(o, f.page);
+        out_str(o, ", \"context\": ");
+        const char *name = context_name(f.context);
+        if (name)
+            out_json_str(o, name);
+        else
+            out_str(o, "null");
         out_str(o, ",\n       \"read\": ");
         place_json(o, f.pc, false);
         out_str(o, ",\n       \"alloc\": ");

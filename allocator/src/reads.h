@@ -4,7 +4,8 @@
  * event saying read or write, served by a handler thread with
  * UFFDIO_CONTINUE. A page whose first touch is a read was never written:
  * the reading instruction (or system call), the block and its allocation
- * site are recorded, deduplicated by (site, reader), in fixed tables.
+ * site are recorded, with the program's context then (context.h: the
+ * test running), deduplicated by (site, reader, context), in fixed tables.
  *
  * The handler thread takes no lock of the program's or the allocator's: a
  * thread may fault inside printf or inside the allocator with the large

@@ -5,7 +5,8 @@ to a page, so that every block of a page or more is built from reference pages a
 the first touch of each of its pages is seen (userfaultfd minor faults): a page whose
 first touch is a read was never written. Each process writes a JSON report; its
 ``reads`` section lists the readers (instruction or system call), deduplicated by
-allocation site and reader. Here they are merged over the processes and named with
+allocation site, reader and context (``refmalloc_set_context``: the pytest plugin's
+test id; ``context`` null outside one). Here they are merged over the processes and named with
 addr2line, as ``--locate`` names allocation sites.
 """
 
@@ -81,6 +82,9 @@ class ReadFinding:
     page: int
     count: int
     pid: int
+    #: The program's context when it read (refmalloc_set_context: the pytest plugin's
+    #: test node id); None outside any.
+    context: str | None = None
 
     def read_text(self) -> str:
         """Where the read happened, for people."""
@@ -106,7 +110,7 @@ class ReadFinding:
             return (site.module, site.offset)
 
         reader = place(self.caller) if self.caller is not None else place(self.read)
-        return (reader, self.syscall, place(self.alloc), self.pid)
+        return (reader, self.syscall, place(self.alloc), self.pid, self.context)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +125,7 @@ class ReadFinding:
             "page": self.page,
             "pages": self.count,
             "pid": self.pid,
+            "context": self.context,
             "text": self.read_text(),
         }
 
@@ -136,6 +141,8 @@ class ReadsResult:
     first_touches: int = 0
     reads_before_write: int = 0
     dropped: int = 0
+    #: Context names the library's table had no room for (their reads: context None).
+    contexts_dropped: int = 0
     findings: list[ReadFinding] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -147,6 +154,7 @@ class ReadsResult:
             "first_touches": self.first_touches,
             "reads_before_write": self.reads_before_write,
             "dropped": self.dropped,
+            "contexts_dropped": self.contexts_dropped,
             "findings": [f.as_json() for f in self.findings],
         }
 
@@ -209,13 +217,16 @@ def _caller(
     return None
 
 
-def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsResult:
-    """Merge the reads sections of every report in report_dir."""
+def collect(
+    report_dir: Path, cwd: str | None, env_path: str | None, pattern: str = "reads.*.json"
+) -> ReadsResult:
+    """Merge the reads sections of every report in report_dir (files matching
+    ``pattern``). Findings are kept apart per context (the test that read)."""
     result = ReadsResult()
     reasons: list[str] = []
     seen: dict[tuple[Any, ...], ReadFinding] = {}
     lines: dict[tuple[Any, ...], ReadFinding] = {}
-    for path in sorted(report_dir.glob("reads.*.json")):
+    for path in sorted(report_dir.glob(pattern)):
         try:
             data = json.loads(path.read_text(errors="replace"))
         except (OSError, ValueError):
@@ -231,12 +242,14 @@ def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsRes
         result.first_touches += int(reads.get("first_touches", 0))
         result.reads_before_write += int(reads.get("reads_before_write", 0))
         result.dropped += int(reads.get("dropped", 0))
+        result.contexts_dropped += int(reads.get("contexts_dropped", 0))
         for f in reads.get("findings", []):
             number = f.get("syscall")
             key = (
                 json.dumps(f.get("read"), sort_keys=True),
                 json.dumps(f.get("alloc"), sort_keys=True),
                 number,
+                f.get("context"),
             )
             if key in seen:
                 seen[key].count += int(f.get("count", 1))
@@ -251,6 +264,7 @@ def collect(report_dir: Path, cwd: str | None, env_path: str | None) -> ReadsRes
                 page=int(f.get("page", 0)),
                 count=int(f.get("count", 1)),
                 pid=int(data.get("pid", 0)),
+                context=f.get("context"),
             )
             seen[key] = finding
             # One finding per program line: a libc function reads with several
