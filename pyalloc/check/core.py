@@ -10,16 +10,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyalloc.check import differential as df
 from pyalloc.check import locate as loc
 from pyalloc.check import reads as rd
 from pyalloc.check.compare import ObservableResult, compare_runs
+from pyalloc.check.differential import DEFAULT_PATTERN, other_pattern
 from pyalloc.check.runner import ProgressFn, Runner, RunResult, RunSpec, no_aslr, stop_on_signals
 from pyalloc.inject import is_python_command
 
 CLEAN, DEPENDENCE, INCONCLUSIVE = 0, 1, 3
 VERDICTS = {CLEAN: "clean", DEPENDENCE: "dependence", INCONCLUSIVE: "inconclusive"}
 
-DEFAULT_PATTERN = 0xAA
 #: Free patterns of the use-after-free differential (every bit differs).
 FREE_PATTERNS = (0xDD, 0x22)
 
@@ -46,7 +47,7 @@ class CheckConfig:
 
     @property
     def other_pattern(self) -> int:
-        return self.pattern ^ 0xFF
+        return other_pattern(self.pattern)
 
 
 @dataclass
@@ -100,19 +101,24 @@ def _python_env(argv: Sequence[str], env: dict[str, str]) -> bool:
     return python
 
 
-def _compare(
-    kind: str,
+def _executor(runner: Runner) -> df.Execute[RunResult]:
+    def execute(
+        specs: Sequence[RunSpec], parallel: bool, only: Sequence[str] | None
+    ) -> list[RunResult]:
+        # A command cannot be restricted to some observables: ``only`` is ignored.
+        return runner.run_all(specs) if parallel else [runner.run(s) for s in specs]
+
+    return execute
+
+
+def _compare_commands(
     base: Sequence[RunResult],
     other: Sequence[RunResult],
     patterns: tuple[int, int],
-) -> Comparison:
-    return Comparison(
-        kind,
-        base[0].spec.label,
-        other[0].spec.label,
-        patterns,
-        compare_runs(base, other, patterns),
-    )
+    names: Sequence[str] | None,
+) -> list[ObservableResult]:
+    found = compare_runs(base, other, patterns)
+    return found if names is None else [o for o in found if o.name in names]
 
 
 #: The library's own lines about the tracker (userfaultfd refused, say), which only
@@ -217,37 +223,32 @@ def run_check(config: CheckConfig) -> CheckResult:
                     **({"pattern": 0} if zero else {}),
                 )
             )
-        results = runner.run_all(specs)
-        by = {r.spec.label: r for r in results}
-        base = [by["A1"], by["A2"]]
-        comparisons = [_compare("uninitialized", base, [by["B1"]], (pa, pb))]
+        variants: list[df.Variant[RunResult]] = [
+            df.Variant("uninitialized", "B1", spec("B2", pattern=pb), (pa, pb), always_confirm=True)
+        ]
         if config.free_pattern:
-            comparisons.append(_compare("use-after-free", base, [by["F1"]], FREE_PATTERNS))
+            variants.append(
+                df.Variant("use-after-free", "F1", spec("F2", **free_runs), FREE_PATTERNS)
+            )
         if zero:
-            comparisons.append(_compare("uninitialized", base, [_untracked(by["R1"])], (pa, 0)))
-        # Confirmation: a difference must repeat under both configurations.
-        if any(c.differences for c in comparisons):
-            confirm = [spec("A3"), spec("B2", pattern=pb)]
-            if config.free_pattern and comparisons[1].differences:
-                confirm.append(spec("F2", **free_runs))
-            if zero and comparisons[-1].differences:
-                confirm.append(spec("Z2", pattern=0))
-            more = runner.run_all(confirm)
-            results += more
-            by.update({r.spec.label: r for r in more})
-            base = [by["A1"], by["A2"], by["A3"]]
-            first = comparisons
-            comparisons = [_compare("uninitialized", base, [by["B1"], by["B2"]], (pa, pb))]
-            if config.free_pattern:
-                others = [by["F1"]] + ([by["F2"]] if "F2" in by else [])
-                comparisons.append(_compare("use-after-free", base, others, FREE_PATTERNS))
-            if zero:
-                others = [_untracked(by["R1"])] + ([by["Z2"]] if "Z2" in by else [])
-                comparisons.append(_compare("uninitialized", base, others, (pa, 0)))
-            for old, new in zip(first, comparisons, strict=True):
-                new.confirmed = bool(new.differences)
-                seen = {o.name for o in new.differences}
-                new.unconfirmed = [o.name for o in old.differences if o.name not in seen]
+            variants.append(
+                df.Variant("uninitialized", "R1", spec("Z2", pattern=0), (pa, 0), view=_untracked)
+            )
+        plan = df.Plan(specs, ("A1", "A2"), spec("A3"), variants)
+        done = df.run_plan(plan, _executor(runner), _compare_commands)
+        results, base = done.runs, done.base
+        comparisons = [
+            Comparison(
+                o.kind,
+                o.baseline_label,
+                o.other_label,
+                o.patterns,
+                o.observables,
+                confirmed=o.confirmation_ran and bool(o.differences),
+                unconfirmed=o.not_counted,
+            )
+            for o in done.outcomes
+        ]
         reads = None
         if config.reads:
             reads = rd.collect(reads_dir, config.cwd, env.get("PATH"))
