@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -46,6 +46,11 @@ from pyalloc.options import ENV_VAR as OPTIONS_VAR
 from pyalloc.options import KNOWN_KEYS, format_byte, param_type, parse_byte, parse_options
 from pyalloc.rerun import collect_reports, report_dir, report_option
 
+if TYPE_CHECKING:  # pyalloc.check is imported by --refmalloc-check only
+    from pyalloc.check.compare import ObservableResult
+    from pyalloc.check.differential import Plan
+    from pyalloc.check.runner import RunSpec
+
 #: Set in the environment of the re-executed session (guards against an exec loop).
 REEXEC_VAR: Final = "PYALLOC_PYTEST_REEXEC"
 #: Set in --refmalloc-check's child sessions: where to write the outcomes.
@@ -55,7 +60,6 @@ PROGRESS_VAR: Final = "REFMALLOC_CHECK_PROGRESS"
 #: Set in confirmation sessions: a file of the node ids to run (others deselected).
 ONLY_VAR: Final = "REFMALLOC_CHECK_ONLY"
 CHECK_OPTION: Final = "--refmalloc-check"
-DEFAULT_PATTERN: Final = 0xAA
 LONGREPR_LIMIT: Final = 4000
 #: Seconds between progress lines of --refmalloc-check when the output is no terminal.
 PLAIN_PROGRESS_EVERY: Final = 30.0
@@ -469,11 +473,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass
 class _Session:
-    pattern: int
+    """One child session of --refmalloc-check: a run of the differential engine."""
+
+    spec: RunSpec
     returncode: int
     output: str
     exit: int | None
     tests: dict[str, dict[str, str]]
+
+    @property
+    def pattern(self) -> int:
+        return int(str(self.spec.options["pattern"]))
 
 
 #: Options of this plugin left out of the child sessions' command line (with a value).
@@ -585,17 +595,18 @@ def _run_sessions(
     config: pytest.Config,
     tmp: Path,
     tag: str,
-    patterns: tuple[int, int],
-    options: Mapping[str, object],
+    specs: Sequence[RunSpec],
     only: Sequence[str] | None = None,
 ) -> list[_Session]:
+    """Run a session for every spec, side by side, and read their outcomes."""
     args = _child_args(config)
     procs = []
-    for pattern in patterns:
-        label = f"{tag}-{pattern:02x}"
+    for spec in specs:
+        pattern = int(str(spec.options["pattern"]))
+        label = f"{spec.label}-{pattern:02x}"
         results = tmp / f"{label}.json"
         progress = tmp / f"{label}.progress"
-        env = session_env({**options, "pattern": pattern})
+        env = session_env(spec.options)
         env[RESULTS_VAR] = str(results)
         env[PROGRESS_VAR] = str(progress)
         env.setdefault("PYTHONHASHSEED", "0")
@@ -645,7 +656,7 @@ def _run_sessions(
     finally:
         shown.close()
     sessions = []
-    for pattern, results, _progress, out, proc in procs:
+    for spec, (_pattern, results, _progress, out, proc) in zip(specs, procs, strict=True):
         rc = proc.wait()
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
@@ -654,7 +665,7 @@ def _run_sessions(
             data: dict[str, Any] = json.loads(results.read_text())
         except (OSError, ValueError):
             data = {"exit": None, "tests": {}}
-        sessions.append(_Session(pattern, rc, text, data.get("exit"), data.get("tests", {})))
+        sessions.append(_Session(spec, rc, text, data.get("exit"), data.get("tests", {})))
     return sessions
 
 
@@ -663,9 +674,27 @@ def _outcome(session: _Session, nodeid: str) -> str:
     return entry["outcome"] if entry else "not run"
 
 
-def _differing(a: _Session, b: _Session) -> list[str]:
-    ids = list(dict.fromkeys([*a.tests, *b.tests]))
-    return [n for n in ids if _outcome(a, n) != _outcome(b, n)]
+def _compare_outcomes(
+    base: Sequence[_Session],
+    other: Sequence[_Session],
+    patterns: tuple[int, int],
+    names: Sequence[str] | None,
+) -> list[ObservableResult]:
+    """Each test's outcome compared between sessions: for the differential engine."""
+    from pyalloc.check.compare import ObservableResult
+
+    if names is None:
+        names = list(dict.fromkeys(n for s in (*base, *other) for n in s.tests))
+    found = []
+    for nodeid in names:
+        seen_base = {_outcome(s, nodeid) for s in base}
+        seen_other = {_outcome(s, nodeid) for s in other}
+        if len(seen_base) > 1 or len(seen_other) > 1:
+            state = "excluded"  # changed under the same pattern
+        else:
+            state = "same" if seen_base == seen_other else "differs"
+        found.append(ObservableResult(nodeid, state))
+    return found
 
 
 _BAD = ("failed", "error", "xpassed", "not run")
@@ -701,9 +730,11 @@ def _report(a: _Session, b: _Session, confirmed: list[str], flaky: list[str], wr
 
 
 def _check_main(config: pytest.Config, options: dict[str, object]) -> int:
+    from pyalloc.check.differential import DEFAULT_PATTERN, other_pattern
+
     base = options.pop("pattern", DEFAULT_PATTERN)
     assert isinstance(base, int)
-    patterns = (base, base ^ 0xFF)
+    patterns = (base, other_pattern(base))
     capture = config.pluginmanager.getplugin("capturemanager")
     if capture is not None:
         capture.stop_global_capturing()
@@ -717,35 +748,96 @@ def _check_main(config: pytest.Config, options: dict[str, object]) -> int:
         return 128 + sig
 
 
+#: Outcomes that make a pytest session exit 1 (tests failed).
+_FAILING: Final = ("failed", "error")
+
+
+def _plan(options: Mapping[str, object], patterns: tuple[int, int]) -> Plan[_Session]:
+    """The sessions of --refmalloc-check, for the differential engine.
+
+    The first phase is one session per pattern, side by side (no baseline rerun: on
+    two cores it would be a third whole session, half as much wall time again, and
+    the confirmation has one); the confirmation reruns only the differing tests, one
+    session after the other, the baseline first. A read-tracked session would be one
+    more entry in ``first``.
+    """
+    from pyalloc.check.differential import Plan, Variant
+    from pyalloc.check.runner import RunSpec
+
+    pa, pb = patterns
+
+    def spec(label: str, pattern: int) -> RunSpec:
+        return RunSpec(label, {**options, "pattern": pattern})
+
+    return Plan(
+        first=[spec("A1", pa), spec("B1", pb)],
+        baseline=["A1"],
+        confirm_baseline=spec("A2", pa),
+        variants=[Variant("uninitialized", "B1", spec("B2", pb), patterns)],
+        parallel=True,
+        restrict=True,
+    )
+
+
 def _check_sessions(
     config: pytest.Config, options: dict[str, object], patterns: tuple[int, int], write: Any
 ) -> int:
+    from pyalloc.check.differential import run_plan
     from pyalloc.check.runner import no_aslr
 
     with tempfile.TemporaryDirectory(prefix="refmalloc-pytest-check-") as name, no_aslr():
         tmp = Path(name)
-        a, b = _run_sessions(config, tmp, "s", patterns, options)
-        for session in (a, b):
-            write(
-                f"{'-' * 20} session under 0x{session.pattern:02x} "
-                f"(exit {session.returncode}) {'-' * 20}\n"
-            )
-            write(session.output)
-        if a.exit is None or b.exit is None:
+        first: list[_Session] = []
+
+        def execute(
+            specs: Sequence[RunSpec], parallel: bool, only: Sequence[str] | None
+        ) -> list[_Session]:
+            if parallel:
+                return _run_sessions(config, tmp, "s", specs, only)
+            return [s for spec in specs for s in _run_sessions(config, tmp, "c", [spec], only)]
+
+        def compare(
+            base: Sequence[_Session],
+            other: Sequence[_Session],
+            pats: tuple[int, int],
+            names: Sequence[str] | None,
+        ) -> list[ObservableResult]:
+            if not first:  # the first phase is done: show it before any confirmation
+                first.extend([*base, *other])
+                for session in first:
+                    write(
+                        f"{'-' * 20} session under 0x{session.pattern:02x} "
+                        f"(exit {session.returncode}) {'-' * 20}\n"
+                    )
+                    write(session.output)
+                if any(s.exit is None for s in first):
+                    raise _Unfinished()
+            return _compare_outcomes(base, other, pats, names)
+
+        try:
+            done = run_plan(_plan(options, patterns), execute, compare)
+        except _Unfinished:
             write("refmalloc check: a session under refmalloc did not finish\n")
             return int(pytest.ExitCode.INTERNAL_ERROR)
-        differing = _differing(a, b)
-        confirmed: list[str] = []
-        flaky: list[str] = []
-        if differing:
-            ca, cb = _run_sessions(config, tmp, "c", patterns, options, only=differing)
-            for nodeid in differing:
-                same = _outcome(ca, nodeid) == _outcome(a, nodeid) and _outcome(
-                    cb, nodeid
-                ) == _outcome(b, nodeid)
-                (confirmed if same else flaky).append(nodeid)
+        a, b = done.by_label["A1"], done.by_label["B1"]
+        outcome = done.outcomes[0]
+        confirmed, flaky = outcome.confirmed, outcome.not_counted
         _report(a, b, confirmed, flaky, write)
     sys.stdout.flush()
     if confirmed:
         return int(pytest.ExitCode.TESTS_FAILED)
-    return max(a.returncode, b.returncode)
+    worst = max(a.returncode, b.returncode)
+    if worst != pytest.ExitCode.TESTS_FAILED:
+        return worst
+    # Tests failed: those that failed in both sessions, or in the baseline rerun of a
+    # flaky one (run alone). A failure only side by side was the check's own load.
+    rerun = done.by_label.get("A2")
+    for nodeid in dict.fromkeys([*a.tests, *b.tests]):
+        settled = _outcome(rerun, nodeid) if rerun and nodeid in flaky else _outcome(a, nodeid)
+        if settled in _FAILING:
+            return worst
+    return int(pytest.ExitCode.OK)
+
+
+class _Unfinished(Exception):
+    """A session of the first phase wrote no outcomes (it crashed or was killed)."""
