@@ -10,10 +10,12 @@ a test session.
 - ``pytest --refmalloc-check`` runs the session twice under refmalloc, with patterns
   where every bit differs (``--refmalloc-pattern`` and its complement, 0xaa and 0x55 by
   default; address-space randomisation off), side by side, and compares the outcome of
-  every test. Tests whose outcome differs are run once more under each pattern; those
-  that repeat their outcomes are reported (test id, which pattern failed, the failure)
-  and fail the session. Tests whose outcome changes under the same pattern are flaky and
-  only mentioned. Each session reads a copy of the cache (``--lf`` works); SIGTERM and
+  every test. Tests whose outcome differs are confirmed by the engine refmalloc check
+  uses (:mod:`pyalloc.check.differential`): rerun alone, under the baseline and then
+  the other pattern, one session after the other; those whose both reruns repeat their
+  outcomes are reported (test id, which pattern failed, the failure) and fail the
+  session. The others changed outcome under the same pattern: flaky, only mentioned.
+  Each session reads a copy of the cache (``--lf`` works); SIGTERM and
   SIGINT kill every session (exit 143, 130).
 
 The ``refmalloc`` fixture runs subprocesses under the library and reads the in-process
@@ -311,7 +313,9 @@ class RefmallocFixture:
                     return parse_byte(value)
                 except ValueError:
                     break
-        return 0xAA
+        from pyalloc.check.differential import DEFAULT_PATTERN
+
+        return DEFAULT_PATTERN
 
     @property
     def lib_path(self) -> str:
