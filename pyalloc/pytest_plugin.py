@@ -50,7 +50,7 @@ from pyalloc.rerun import collect_reports, report_dir, report_option
 
 if TYPE_CHECKING:  # pyalloc.check is imported by --refmalloc-check only
     from pyalloc.check.compare import ObservableResult
-    from pyalloc.check.differential import Plan
+    from pyalloc.check.differential import Outcome, Plan
     from pyalloc.check.runner import RunSpec
 
 #: Set in the environment of the re-executed session (guards against an exec loop).
@@ -468,7 +468,9 @@ class _Recorder:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("refmalloc") and pytest_reads.wanted(config):
+    if os.environ.get(pytest_reads.REPORT_VAR) or (
+        config.getoption("refmalloc") and pytest_reads.wanted(config)
+    ):
         pytest_reads.configure(config, _running_under_refmalloc())
     path = os.environ.get(RESULTS_VAR)
     if path and not config.pluginmanager.has_plugin("refmalloc-check-recorder"):
@@ -493,6 +495,7 @@ class _Session:
 #: Options of this plugin left out of the child sessions' command line (with a value).
 _PARENT_ONLY: Final = {
     CHECK_OPTION: False,
+    pytest_reads.NO_READS_OPTION: False,
     "--refmalloc-pattern": True,
     "--refmalloc-options": True,
 }
@@ -595,6 +598,50 @@ def _count_lines(path: Path) -> int:
         return 0
 
 
+def _reads_report(tmp: Path, spec: RunSpec) -> Path:
+    """Where a read-tracked session writes its report."""
+    return tmp / f"{spec.label}.reads.json"
+
+
+def _start_session(
+    config: pytest.Config, args: Sequence[str], tmp: Path, spec: RunSpec, only: Sequence[str] | None
+) -> tuple[int, Path, Path, IO[bytes], subprocess.Popen[bytes]]:
+    """Start one child session: its pattern, results and progress files, output, process."""
+    pattern = int(str(spec.options["pattern"]))
+    label = f"{spec.label}-{pattern:02x}"
+    results = tmp / f"{label}.json"
+    progress = tmp / f"{label}.progress"
+    env = session_env(spec.options)
+    env[RESULTS_VAR] = str(results)
+    env[PROGRESS_VAR] = str(progress)
+    env.setdefault("PYTHONHASHSEED", "0")
+    if spec.options.get("track_reads"):
+        env[pytest_reads.REPORT_VAR] = str(_reads_report(tmp, spec))
+    if only is not None:
+        listing = tmp / f"{label}.only"
+        listing.write_text("\n".join(only) + "\n")
+        env[ONLY_VAR] = str(listing)
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *args,
+        "-o",
+        f"cache_dir={_session_cache(config, tmp / f'{label}.cache')}",
+        f"--basetemp={tmp / label}",
+    ]
+    out = open(tmp / f"{label}.out", "w+b")  # noqa: SIM115 (closed by the caller)
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=config.invocation_params.dir,
+    )
+    return pattern, results, progress, out, proc
+
+
 def _run_sessions(
     config: pytest.Config,
     tmp: Path,
@@ -604,41 +651,12 @@ def _run_sessions(
 ) -> list[_Session]:
     """Run a session for every spec, side by side, and read their outcomes."""
     args = _child_args(config)
-    procs = []
-    for spec in specs:
-        pattern = int(str(spec.options["pattern"]))
-        label = f"{spec.label}-{pattern:02x}"
-        results = tmp / f"{label}.json"
-        progress = tmp / f"{label}.progress"
-        env = session_env(spec.options)
-        env[RESULTS_VAR] = str(results)
-        env[PROGRESS_VAR] = str(progress)
-        env.setdefault("PYTHONHASHSEED", "0")
-        if only is not None:
-            listing = tmp / f"{label}.only"
-            listing.write_text("\n".join(only) + "\n")
-            env[ONLY_VAR] = str(listing)
-        argv = [
-            sys.executable,
-            "-m",
-            "pytest",
-            *args,
-            "-o",
-            f"cache_dir={_session_cache(config, tmp / f'{label}.cache')}",
-            f"--basetemp={tmp / label}",
-        ]
-        out = open(tmp / f"{label}.out", "w+b")  # noqa: SIM115 (closed below)
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=config.invocation_params.dir,
-        )
-        procs.append((pattern, results, progress, out, proc))
+    procs: list[tuple[int, Path, Path, IO[bytes], subprocess.Popen[bytes]]] = []
     shown = _SessionProgress(sys.stderr, tag)
     try:
+        # Started inside the try: a signal while the later ones start kills the first.
+        for spec in specs:
+            procs.append(_start_session(config, args, tmp, spec, only))
         ended: set[int] = set()
         while True:
             before = len(ended)
@@ -704,32 +722,39 @@ def _compare_outcomes(
 _BAD = ("failed", "error", "xpassed", "not run")
 
 
-def _report(a: _Session, b: _Session, confirmed: list[str], flaky: list[str], write: Any) -> None:
-    write(
-        f"\n{'=' * 20} refmalloc check: patterns 0x{a.pattern:02x} and 0x{b.pattern:02x} "
-        f"{'=' * 20}\n"
-    )
+def _report(
+    a: _Session, others: Sequence[_Session], outcomes: Sequence[Outcome], write: Any
+) -> None:
+    """The differential's verdict: each test whose outcome depends on the pattern,
+    against each other session (0x55; 0x00 when reads were tracked)."""
+    names = ", ".join(f"0x{s.pattern:02x}" for s in others)
+    write(f"\n{'=' * 20} refmalloc check: patterns 0x{a.pattern:02x} and {names} {'=' * 20}\n")
     write(
         f"session under 0x{a.pattern:02x}: {_plural(len(a.tests), 'test')}, exit "
-        f"{a.returncode}; under 0x{b.pattern:02x}: {_plural(len(b.tests), 'test')}, exit "
-        f"{b.returncode}\n"
-    )
-    if not confirmed:
-        write("no test's outcome depends on the pattern\n")
-    for nodeid in confirmed:
-        oa, ob = _outcome(a, nodeid), _outcome(b, nodeid)
-        failed = [f"0x{s.pattern:02x}" for s in (a, b) if _outcome(s, nodeid) in _BAD]
-        write(
-            f"PATTERN-DEPENDENT {nodeid}: {oa} under 0x{a.pattern:02x}, "
-            f"{ob} under 0x{b.pattern:02x}"
-            + (f" (fails under {' and '.join(failed)})" if failed else "")
-            + "\n"
+        f"{a.returncode}; "
+        + "; ".join(
+            f"under 0x{s.pattern:02x}: {_plural(len(s.tests), 'test')}, exit {s.returncode}"
+            for s in others
         )
-        for session in (a, b):
-            entry = session.tests.get(nodeid)
-            if entry and entry["longrepr"]:
-                write(f"--- failure under 0x{session.pattern:02x}:\n{entry['longrepr']}\n")
-    for nodeid in flaky:
+        + "\n"
+    )
+    if not any(o.confirmed for o in outcomes):
+        write("no test's outcome depends on the pattern\n")
+    for b, outcome in zip(others, outcomes, strict=True):
+        for nodeid in outcome.confirmed:
+            oa, ob = _outcome(a, nodeid), _outcome(b, nodeid)
+            failed = [f"0x{s.pattern:02x}" for s in (a, b) if _outcome(s, nodeid) in _BAD]
+            write(
+                f"PATTERN-DEPENDENT {nodeid}: {oa} under 0x{a.pattern:02x}, "
+                f"{ob} under 0x{b.pattern:02x}"
+                + (f" (fails under {' and '.join(failed)})" if failed else "")
+                + "\n"
+            )
+            for session in (a, b):
+                entry = session.tests.get(nodeid)
+                if entry and entry["longrepr"]:
+                    write(f"--- failure under 0x{session.pattern:02x}:\n{entry['longrepr']}\n")
+    for nodeid in dict.fromkeys(n for o in outcomes for n in o.not_counted):
         write(f"flaky (outcome changed under the same pattern, not counted): {nodeid}\n")
 
 
@@ -756,31 +781,52 @@ def _check_main(config: pytest.Config, options: dict[str, object]) -> int:
 _FAILING: Final = ("failed", "error")
 
 
-def _plan(options: Mapping[str, object], patterns: tuple[int, int]) -> Plan[_Session]:
+def _plan(options: Mapping[str, object], patterns: tuple[int, int], reads: bool) -> Plan[_Session]:
     """The sessions of --refmalloc-check, for the differential engine.
 
     The first phase is one session per pattern, side by side (no baseline rerun: on
     two cores it would be a third whole session, half as much wall time again, and
-    the confirmation has one); the confirmation reruns only the differing tests, one
-    session after the other, the baseline first. A read-tracked session would be one
-    more entry in ``first``.
+    the confirmation has one), and with ``reads`` a read-tracked session (R1) under
+    zero, as ``refmalloc check``'s: its findings are reported per test, and its
+    outcomes are the zero-pattern differential (a test of == 0 or NULL on an
+    uninitialized field passes under 0xaa and 0x55 alike), confirmed by a plain
+    session under zero (Z2). The confirmation reruns only the differing tests, one
+    session after the other, the baseline first.
     """
     from pyalloc.check.differential import Plan, Variant
     from pyalloc.check.runner import RunSpec
 
     pa, pb = patterns
 
-    def spec(label: str, pattern: int) -> RunSpec:
-        return RunSpec(label, {**options, "pattern": pattern})
+    def spec(label: str, pattern: int, **extra: object) -> RunSpec:
+        return RunSpec(label, {**options, "pattern": pattern, **extra})
 
+    first = [spec("A1", pa), spec("B1", pb)]
+    variants = [Variant("uninitialized", "B1", spec("B2", pb), patterns)]
+    if reads:
+        zero = 0 not in patterns
+        first.append(
+            RunSpec("R1", pytest_reads.session_options(spec("R1", 0 if zero else pa).options))
+        )
+        if zero:
+            variants.append(Variant("uninitialized", "R1", spec("Z2", 0), (pa, 0)))
     return Plan(
-        first=[spec("A1", pa), spec("B1", pb)],
+        first=first,
         baseline=["A1"],
         confirm_baseline=spec("A2", pa),
-        variants=[Variant("uninitialized", "B1", spec("B2", pb), patterns)],
+        variants=variants,
         parallel=True,
         restrict=True,
     )
+
+
+def _show_session(session: _Session, write: Any) -> None:
+    tracked = ", reads tracked" if session.spec.options.get("track_reads") else ""
+    write(
+        f"{'-' * 20} session under 0x{session.pattern:02x} "
+        f"(exit {session.returncode}{tracked}) {'-' * 20}\n"
+    )
+    write(session.output)
 
 
 def _check_sessions(
@@ -789,16 +835,22 @@ def _check_sessions(
     from pyalloc.check.differential import run_plan
     from pyalloc.check.runner import no_aslr
 
+    reads = not config.getoption("refmalloc_no_reads")
     with tempfile.TemporaryDirectory(prefix="refmalloc-pytest-check-") as name, no_aslr():
         tmp = Path(name)
-        first: list[_Session] = []
 
         def execute(
             specs: Sequence[RunSpec], parallel: bool, only: Sequence[str] | None
         ) -> list[_Session]:
-            if parallel:
-                return _run_sessions(config, tmp, "s", specs, only)
-            return [s for spec in specs for s in _run_sessions(config, tmp, "c", [spec], only)]
+            if not parallel:
+                return [s for spec in specs for s in _run_sessions(config, tmp, "c", [spec], only)]
+            # The first phase: shown before any confirmation.
+            sessions = _run_sessions(config, tmp, "s", specs, only)
+            for session in sessions:
+                _show_session(session, write)
+            if any(s.exit is None for s in sessions):
+                raise _Unfinished()
+            return sessions
 
         def compare(
             base: Sequence[_Session],
@@ -806,37 +858,38 @@ def _check_sessions(
             pats: tuple[int, int],
             names: Sequence[str] | None,
         ) -> list[ObservableResult]:
-            if not first:  # the first phase is done: show it before any confirmation
-                first.extend([*base, *other])
-                for session in first:
-                    write(
-                        f"{'-' * 20} session under 0x{session.pattern:02x} "
-                        f"(exit {session.returncode}) {'-' * 20}\n"
-                    )
-                    write(session.output)
-                if any(s.exit is None for s in first):
-                    raise _Unfinished()
             return _compare_outcomes(base, other, pats, names)
 
+        plan = _plan(options, patterns, reads)
         try:
-            done = run_plan(_plan(options, patterns), execute, compare)
+            done = run_plan(plan, execute, compare)
         except _Unfinished:
             write("refmalloc check: a session under refmalloc did not finish\n")
             return int(pytest.ExitCode.INTERNAL_ERROR)
-        a, b = done.by_label["A1"], done.by_label["B1"]
-        outcome = done.outcomes[0]
-        confirmed, flaky = outcome.confirmed, outcome.not_counted
-        _report(a, b, confirmed, flaky, write)
+        a = done.by_label["A1"]
+        others = [done.by_label[v.first] for v in plan.variants]
+        _report(a, others, done.outcomes, write)
+        found = []
+        if reads:
+            tracked = done.by_label["R1"]
+            result = pytest_reads.collect(
+                _reads_report(tmp, tracked.spec), str(config.invocation_params.dir)
+            )
+            write(f"\n{'=' * 20} refmalloc check: reads of never-written pages {'=' * 20}\n")
+            for line in pytest_reads.render(result):
+                write(line + "\n")
+            found = pytest_reads.in_tests(result)
     sys.stdout.flush()
-    if confirmed:
+    flaky = [n for o in done.outcomes for n in o.not_counted]
+    if found or any(o.confirmed for o in done.outcomes):
         return int(pytest.ExitCode.TESTS_FAILED)
-    worst = max(a.returncode, b.returncode)
+    worst = max(s.returncode for s in (a, done.by_label["B1"]))
     if worst != pytest.ExitCode.TESTS_FAILED:
         return worst
     # Tests failed: those that failed in both sessions, or in the baseline rerun of a
     # flaky one (run alone). A failure only side by side was the check's own load.
     rerun = done.by_label.get("A2")
-    for nodeid in dict.fromkeys([*a.tests, *b.tests]):
+    for nodeid in dict.fromkeys([*a.tests, *done.by_label["B1"].tests]):
         settled = _outcome(rerun, nodeid) if rerun and nodeid in flaky else _outcome(a, nodeid)
         if settled in _FAILING:
             return worst

@@ -39,6 +39,14 @@ OUTSIDE: Final = "(outside any test)"
 
 def add_option(group: Any) -> None:
     group.addoption(
+        NO_READS_OPTION,
+        action="store_true",
+        default=False,
+        help="with --refmalloc-check: no read-tracked session (by default a third session "
+        "runs under pattern 0x00 with track_reads=1 and reports reads of never-written "
+        "pages per test, as --refmalloc-reads does).",
+    )
+    group.addoption(
         OPTION,
         action="store_true",
         default=False,
@@ -53,11 +61,15 @@ def wanted(config: pytest.Config) -> bool:
 
 
 def check_usage(config: pytest.Config) -> None:
-    """--refmalloc-reads applies to a --refmalloc session only (for now)."""
+    """--refmalloc-reads applies to a --refmalloc session (--refmalloc-check tracks
+    reads itself), --refmalloc-no-reads to --refmalloc-check."""
     if wanted(config) and not config.getoption("refmalloc"):
+        more = " (--refmalloc-check tracks reads itself)" * config.getoption("refmalloc_check")
         raise pytest.UsageError(
-            f"{OPTION} applies to a session run under refmalloc: add --refmalloc"
+            f"{OPTION} applies to a session run under refmalloc: add --refmalloc{more}"
         )
+    if config.getoption("refmalloc_no_reads") and not config.getoption("refmalloc_check"):
+        raise pytest.UsageError(f"{NO_READS_OPTION} applies to --refmalloc-check")
 
 
 def session_options(options: Mapping[str, object]) -> dict[str, object]:
@@ -152,10 +164,21 @@ def write_findings(
     return result
 
 
-class ContextSetter:
-    """In the tracked session: the current test's node id is the library's context."""
+#: Set in --refmalloc-check's tracked session: where it writes its report (the
+#: parent renders the findings; the session's own exit status is left alone).
+REPORT_VAR: Final = "REFMALLOC_CHECK_READS_REPORT"
+#: Turns off the tracked session of --refmalloc-check.
+NO_READS_OPTION: Final = "--refmalloc-no-reads"
 
-    def __init__(self) -> None:
+
+class ContextSetter:
+    """In the tracked session: the current test's node id is the library's context.
+
+    With ``report`` (a --refmalloc-check session) the report goes there and nothing
+    else is done; without, the findings are printed and fail the session."""
+
+    def __init__(self, report: Path | None = None) -> None:
+        self.report = report
         self.result: rd.ReadsResult | None = None
         self.error: str | None = None
 
@@ -174,6 +197,12 @@ class ContextSetter:
         from pyalloc import api
 
         api.set_context(None)
+        if self.report is not None:
+            try:
+                api.write_report(self.report)
+            except OSError as exc:  # the parent says there is no report
+                self.error = str(exc)
+            return
         with tempfile.TemporaryDirectory(prefix="refmalloc-reads-") as tmp:
             path = Path(tmp, f"reads.{os.getpid()}.json")
             try:
@@ -186,6 +215,8 @@ class ContextSetter:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is not None:
+            return
         terminalreporter.section("refmalloc reads")
         if self.error is not None:
             terminalreporter.write_line(self.error)
@@ -195,7 +226,12 @@ class ContextSetter:
 
 
 def configure(config: pytest.Config, running_under_refmalloc: bool) -> None:
-    """In the session under refmalloc: register the context setter."""
-    registered = config.pluginmanager.has_plugin("refmalloc-reads")
-    if wanted(config) and running_under_refmalloc and not registered:
+    """In the session under refmalloc (--refmalloc-reads, or --refmalloc-check's
+    tracked session): register the context setter."""
+    if config.pluginmanager.has_plugin("refmalloc-reads") or not running_under_refmalloc:
+        return
+    report = os.environ.get(REPORT_VAR)
+    if report:
+        config.pluginmanager.register(ContextSetter(Path(report)), "refmalloc-reads")
+    elif config.getoption("refmalloc") and wanted(config):
         config.pluginmanager.register(ContextSetter(), "refmalloc-reads")

@@ -208,3 +208,70 @@ def test_load_flaky_test_is_not_pattern_dependent(lib, tmp_path, monkeypatch):
     ), out
     assert "no test's outcome depends on the pattern" in out
     assert cp.returncode == 0, out + cp.stderr
+
+
+READS_AND_ZERO = textwrap.dedent(
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+
+
+    def test_reads_never_written_page():
+        p = libc.malloc(1 << 20)
+        assert len(ctypes.string_at(p + (1 << 19), 1)) == 1  # same under every pattern
+        libc.free(p)
+
+
+    def test_nonzero_field():
+        flag = ctypes.string_at(libc.malloc(32), 1)[0]
+        assert flag != 0  # 0xaa and 0x55 alike: only zero shows it
+
+
+    def test_clean():
+        p = libc.malloc(1 << 20)
+        ctypes.memset(p, 7, 1 << 20)
+        assert ctypes.string_at(p + (1 << 19), 1) == b"\\x07"
+        libc.free(p)
+    """
+)
+
+
+def test_check_tracks_reads_per_test_and_tries_zero(lib, tmp_path):
+    """--refmalloc-check ran two sessions only: a read of a never-written page whose
+    outcome is the same under 0xaa and 0x55 went unreported, and so did a test of
+    `!= 0` on an uninitialized field (issue 13, parts 3 and 4)."""
+    (tmp_path / "test_r.py").write_text(READS_AND_ZERO)
+    cp = _pytest(lib, tmp_path, "--refmalloc-check", "-q", "-p", "no:randomly", "test_r.py")
+    out = cp.stdout
+    assert cp.returncode == 1, out + cp.stderr
+    assert "-- session under 0x00 (exit 1, reads tracked) --" in out
+    assert "refmalloc check: patterns 0xaa and 0x55, 0x00" in out
+    assert (
+        "PATTERN-DEPENDENT test_r.py::test_nonzero_field: passed under 0xaa, failed under 0x00"
+        in out
+    )
+    reads = out.split("reads of never-written pages", 1)[1]
+    assert "refmalloc reads: tracked;" in reads
+    assert "test_r.py::test_reads_never_written_page\n  read-before-write:" in reads
+    assert "block of 1048576 bytes" in reads
+    assert "test_r.py::test_clean" not in reads
+
+
+def test_check_without_reads(lib, tmp_path):
+    (tmp_path / "test_r.py").write_text(READS_AND_ZERO.replace("flag != 0", "flag > 1"))
+    cp = _pytest(
+        lib, tmp_path, "--refmalloc-check", "--refmalloc-no-reads", "-q", "-p", "no:randomly",
+        "test_r.py",
+    )  # fmt: skip
+    out = cp.stdout
+    assert cp.returncode == 0, out + cp.stderr
+    assert "reads tracked" not in out and "reads of never-written pages" not in out
+    assert "no test's outcome depends on the pattern" in out
+    usage = _pytest(lib, tmp_path, "--refmalloc-no-reads", "-q", "test_r.py")
+    assert usage.returncode == 4 and "--refmalloc-no-reads applies to --refmalloc-check" in (
+        usage.stderr
+    )
