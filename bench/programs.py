@@ -123,6 +123,65 @@ int api_{i}(int n) {{
     return "\n".join(out) + "\n"
 
 
+NUMPY_SCRIPT = """\
+import sys
+import numpy as np
+n = int(sys.argv[1])
+rng = np.random.default_rng(1)
+acc = 0.0
+for i in range(n):
+    a = rng.random(1024 + (i % 8) * 32768)  # 8 KiB .. 2 MiB
+    b = np.sort(a)
+    c = np.cumsum(b)
+    m = np.empty((256, 256 + i % 5))
+    m[:] = i
+    parts = [np.arange(j * 64, dtype=np.float64) for j in range(64)]
+    acc += float(c[-1]) + float(m.sum()) + sum(float(p.sum()) for p in parts)
+    acc += float(np.concatenate(parts).mean())
+print(round(acc, 3))
+"""
+
+#: How tests/check_corpus/corpus.py compiles the corpus (-g: check names the reading line).
+CORPUS_CFLAGS = ("-g", "-O1", "-pthread", "-Wall", "-Wno-maybe-uninitialized")
+
+
+def build_corpus(src: Path, cache: Path) -> Path:
+    """Compile a check corpus C program once per content, flags and compiler."""
+    flags = (*CORPUS_CFLAGS, "-Wno-use-after-free")
+    digest = hashlib.sha256((compiler_id() + " ".join(flags)).encode() + src.read_bytes())
+    exe = cache / f"corpus-{src.stem}-{digest.hexdigest()[:16]}"
+    if exe.is_file() and os.access(exe, os.X_OK):
+        return exe
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{src.stem}-", dir=cache)
+    os.close(fd)
+    cmd = [CC, *flags, "-o", tmp, str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        Path(tmp).unlink(missing_ok=True)
+        raise BuildError(f"compiling {src} failed:\n$ {' '.join(cmd)}\n{proc.stderr}")
+    os.replace(tmp, exe)
+    return exe
+
+
+def check_program(
+    program: str, args: tuple[str, ...], cache: Path, work: Path, corpus: Path
+) -> tuple[list[str], bool]:
+    """The argv of a check-group row, and whether it is a Python program."""
+    if program == "numpy":
+        script = cache / "workload-numpy.py"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(NUMPY_SCRIPT)
+        return [sys.executable, "-s", str(script), *args], True
+    if program == "sqlite3":
+        cmd, _ = real_command("sqlite3", args[0], cache, work)
+        return cmd, False
+    src = corpus / program
+    if src.suffix == ".py":
+        return [sys.executable, "-s", str(src), *args], True
+    return [str(build_corpus(src, cache)), *args], False
+
+
 def real_program_inputs(cache: Path) -> dict[str, Path]:
     cache.mkdir(parents=True, exist_ok=True)
     files = {"python": cache / "workload.py"}
@@ -146,12 +205,6 @@ def real_command(kind: str, arg: str, cache: Path, work: Path) -> tuple[list[str
         if not sql.is_file():
             sql.write_text(SQL_SCRIPT.format(rows=int(arg)))
         return [sqlite, ":memory:", f".read {sql}"], {}
-    if kind == "check":
-        # refmalloc check (pyalloc from this repository) around the sqlite3 workload;
-        # the library is the suite's, passed in REFMALLOC_LIB by the caller.
-        inner, _ = real_command("sqlite3", arg, cache, work)
-        env = {"PYTHONPATH": str(REPO_DIR)}
-        return [sys.executable, "-m", "pyalloc", "check", "--", *inner], env
     if kind == "gcc":
         src = cache / f"gcc-input-{arg}.c"
         if not src.is_file():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bench.checkgroup import CHECK_GOAL, MODE_TEXT, MODES
 from bench.configs import BASELINE
 from bench.suite import RunResult
-from bench.summary import Cell, Verdict
+from bench.summary import Cell, Verdict, check_rows
 
 SHORT = {
     "glibc": "glibc",
@@ -139,20 +140,42 @@ def scale_table(result: RunResult, cells: dict[str, dict[str, Cell]]) -> list[st
     )
 
 
-def check_cost(cells: dict[str, dict[str, Cell]]) -> str:
-    """refmalloc check's time against one plain glibc run of the same workload."""
-    check = cells.get("check-sqlite3", {}).get(BASELINE)
-    plain = cells.get("sqlite3", {}).get(BASELINE)
-    if check is None or check.n == 0:
-        why = "failed" if check is not None else "not run"
-        return f"- `refmalloc check` against one plain run: not measured ({why})"
-    t = check.median["time"]
-    if plain is None or not plain.median.get("time"):
-        return f"- `refmalloc check -- sqlite3`: {t / 1e6:.0f} ms (no plain run to compare)"
-    return (
-        f"- `refmalloc check -- sqlite3` (the sqlite3 workload): {t / 1e6:.0f} ms, "
-        f"{t / plain.median['time']:.1f}x one plain glibc run of it (no target)"
-    )
+def _found(v: bool | None, errors: int | None = None) -> str:
+    text = {True: "found", False: "clean", None: "mixed"}[v]
+    return text if errors is None else f"{text} ({errors})"
+
+
+def check_table(result: RunResult, cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """The check group: each program's modes as ratios to its plain run (bench/checkgroup.py)."""
+    rows = []
+    for r in check_rows(result, cells):
+        line = [r["workload"], r["expect"] or "-"]
+        plain = r["plain_time_ns"]
+        line.append("-" if plain is None else _num(plain / 1e6))
+        for mode in MODES[1:]:
+            skipped = f"{r['workload']}/{mode}" in result.skipped
+            line.append(_ratio_cell(cells[r["workload"]].get(mode), "time", skipped))
+        cpu = r["cpu_ratio"].get("check")
+        line.append("-" if cpu is None else _num(cpu))
+        added = r["check_added_ns"]
+        line.append("-" if added is None else _num(added / 1e6))
+        goal = r["goal_met"]
+        line.append({True: "met", False: "**MISSED**", None: "n/a"}[goal])
+        for mode in ("check", "memcheck"):
+            if f"{r['workload']}/{mode}" in result.skipped or mode not in r["ratio"]:
+                line.append("skip" if mode not in cells[r["workload"]] else "ERR")
+                continue
+            errors = r["memcheck_errors"] if mode == "memcheck" else None
+            text = _found(r["found"][mode], errors)
+            agree = r["agree"][mode]
+            line.append(text + {True: " ✓", False: " **✗**", None: ""}[agree])
+        rows.append(line)
+    if not rows:
+        return []
+    head = ["program", "expect", "plain ms", "rm run", "check", "no-reads", "memcheck"]
+    head += ["check CPU", "check +ms", f"check ≤{CHECK_GOAL:g}x"]
+    head += ["check verdict", "memcheck verdict (errors)"]
+    return _table(head, rows)
 
 
 def targets_list(vs: Sequence[Verdict]) -> list[str]:
@@ -218,7 +241,20 @@ def render(
     out += probe_table(result)
     out += ["", "Targets (to glibc without pattern unless named; reported, not asserted):", ""]
     out += targets_list(vs)
-    out.append(check_cost(cells))
+    check = check_table(result, cells)
+    if check:
+        out += [
+            "",
+            "`refmalloc check` (with reads) against one plain run of the same program, wall "
+            "time, ratios to the plain run (medians; measured interleaved). Columns: "
+            + "; ".join(f"{m} = {MODE_TEXT[m]}" for m in MODES)
+            + ". Verdicts: found = reported an uninitialized read (check: exit 1; memcheck: "
+            "errors, their count in brackets), ✓ = as the program's expectation; check CPU = "
+            "its CPU time (all runs, and Python) over the plain run's; check +ms = "
+            f"check's median minus the plain run's; the {CHECK_GOAL:g}x goal is set on the "
+            "real programs (the corpus runs for milliseconds: its ratio is check's start-up):",
+            "",
+        ] + check
     warned = sorted(
         {f"{m.workload} / {m.config}: {w[:200]}" for m in result.measurements for w in m.warnings}
     )

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import programs
-from bench.configs import BASELINE, Config, config_env, describe_env, find_peers
+from bench import checkgroup, programs
+from bench.configs import BASELINE, BY_NAME, Config, config_env, describe_env, find_peers
 from bench.runner import Measurement, run_c, run_command
-from bench.workloads import Workload
+from bench.workloads import CORPUS_DIR, Workload
 
 
 @dataclasses.dataclass
@@ -72,7 +72,6 @@ class Progress:
 
 def from_json(data: dict[str, Any]) -> RunResult:
     """Rebuild a run from its results.json (to render tables and plots again)."""
-    from bench.configs import BY_NAME
     from bench.workloads import build_workloads
 
     known = {w.name: w for w in build_workloads(False)}
@@ -155,9 +154,7 @@ def run(
     programs.real_program_inputs(cache)
     real_ok: dict[str, str | None] = {}
     for kind in sorted({w.kind for w in workloads if w.kind != "c"}):
-        tool = {"python": sys.executable, "sqlite3": "sqlite3", "gcc": programs.CC}.get(
-            kind, "sqlite3"
-        )
+        tool = {"sqlite3": "sqlite3", "gcc": programs.CC}.get(kind, sys.executable)
         real_ok[kind] = None if shutil.which(tool) else f"{tool} not found"
         if kind == "check" and lib is None:
             real_ok[kind] = "librefmalloc.so not found"
@@ -166,14 +163,20 @@ def run(
         if real_ok[kind]:
             say(f"skipping workload kind {kind}: {real_ok[kind]}")
 
-    plan: list[tuple[int, Workload, Config]] = []
+    plan: list[tuple[int, Workload, Config | str]] = []
     for rep in range(reps):
         for wi, w in enumerate(workloads):
             if w.kind != "c" and real_ok.get(w.kind):
                 continue
+            if w.kind == "check":
+                for mode in _rotate(checkgroup.MODES, rep + wi):
+                    why = checkgroup.unavailable(w, mode)
+                    if why:
+                        skipped[f"{w.name}/{mode}"] = why
+                    else:
+                        plan.append((rep, w, mode))
+                continue
             for c in _rotate(usable, rep + wi):
-                if w.kind == "check" and c.name != BASELINE:
-                    continue  # check picks its own library: one row, run once per rep
                 if w.skip_eager and c.eager_large:
                     skipped[f"{w.name}/{c.name}"] = (
                         f"memsets every large block whole: would write {w.param('total') >> 30} GiB"
@@ -193,6 +196,21 @@ def run(
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="refmalloc-bench-") as scratch:
         for rep, w, c in plan:
+            if isinstance(c, str):  # a mode of the check group
+                m = Measurement(w.name, c, rep)
+                prog, python = programs.check_program(
+                    w.program, w.args, cache, Path(scratch), CORPUS_DIR
+                )
+                env = config_env(BY_NAME[BASELINE], libs)
+                env.update(PYTHONPATH=str(programs.REPO_DIR), REFMALLOC_LIB=str(lib))
+                # An installed pyalloc has its bytecode compiled; without it every check
+                # would compile some 40 modules first (~30 ms here), which is not its cost.
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                checkgroup.measure(m, c, prog, python, env, Path(scratch))
+                measurements.append(m)
+                note = f"ERROR {m.error}" if m.error else f"{(m.time_ns or 0) / 1e6:.1f} ms"
+                bar.step(f"{w.name} {c} rep {rep + 1}/{reps}", note)
+                continue
             m = Measurement(w.name, c.name, rep)
             env = config_env(c, libs)
             if w.kind == "c":
@@ -200,12 +218,7 @@ def run(
             else:
                 cmd, extra_env = programs.real_command(w.kind, w.args[0], cache, Path(scratch))
                 env.update(extra_env)
-                expect = c
-                if w.kind == "check":
-                    env["REFMALLOC_LIB"] = str(lib)
-                    # the check's own runs must load refmalloc
-                    expect = dataclasses.replace(c, preload=("refmalloc",))
-                run_command(m, cmd, env, expect, Path(scratch))
+                run_command(m, cmd, env, c, Path(scratch))
             measurements.append(m)
             note = f"ERROR {m.error}" if m.error else f"{(m.time_ns or 0) / 1e6:.1f} ms"
             bar.step(f"{w.name} {c.name} rep {rep + 1}/{reps}", note)

@@ -8,6 +8,8 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
+from bench import checkgroup
+from bench.checkgroup import MODES
 from bench.configs import BASELINE
 from bench.runner import Measurement
 from bench.suite import RunResult
@@ -65,8 +67,9 @@ def summarize(result: RunResult) -> dict[str, dict[str, Cell]]:
     cells: dict[str, dict[str, Cell]] = {}
     for w in result.workloads:
         row: dict[str, Cell] = {}
-        for c in result.configs:
-            ms = [m for m in result.measurements if m.workload == w.name and m.config == c.name]
+        columns = MODES if w.group == "check" else [c.name for c in result.configs]
+        for name in columns:
+            ms = [m for m in result.measurements if m.workload == w.name and m.config == name]
             if not ms:
                 continue
             good = [m for m in ms if m.ok]
@@ -76,10 +79,10 @@ def summarize(result: RunResult) -> dict[str, dict[str, Cell]]:
                 if vals:
                     med[key] = statistics.median(vals)
                     lo[key], hi[key] = min(vals), max(vals)
-            row[c.name] = Cell(len(good), [m.error for m in ms if m.error], med, lo, hi, {})
+            row[name] = Cell(len(good), [m.error for m in ms if m.error], med, lo, hi, {})
         base = row.get(BASELINE)
         for cell in row.values():
-            for key in METRICS:
+            for key in (*METRICS, "cpu_ns"):
                 b = base.median.get(key) if base else None
                 v = cell.median.get(key)
                 if b and v is not None and b > 0:
@@ -127,17 +130,55 @@ def verdicts(result: RunResult, cells: dict[str, dict[str, Cell]]) -> list[Verdi
     return out
 
 
-def _check_cost(cells: dict[str, dict[str, Cell]]) -> dict[str, Any]:
-    check = cells.get("check-sqlite3", {}).get(BASELINE)
-    plain = cells.get("sqlite3", {}).get(BASELINE)
-    t = check.median.get("time") if check else None
-    p = plain.median.get("time") if plain else None
-    return {
-        "workload": "check-sqlite3",
-        "time_ns": t,
-        "plain_time_ns": p,
-        "ratio": t / p if t and p else None,
-    }
+def check_rows(result: RunResult, cells: dict[str, dict[str, Cell]]) -> list[dict[str, Any]]:
+    """The check group, row by row: ratios to the plain run and what each tool found."""
+    rows = []
+    for w in result.workloads:
+        if w.group != "check" or w.name not in cells:
+            continue
+        row = cells[w.name]
+        expect = checkgroup.expected(w)
+        found: dict[str, bool | None] = {}
+        for mode in ("check", "check-noreads", "memcheck"):
+            seen = {
+                bool(m.extra.get("found"))
+                for m in result.measurements
+                if m.workload == w.name and m.config == mode and m.ok
+            }
+            found[mode] = seen.pop() if len(seen) == 1 else None  # None: not run, or mixed
+        errors = [
+            int(m.extra.get("vg_errors", 0))
+            for m in result.measurements
+            if m.workload == w.name and m.config == "memcheck" and m.ok
+        ]
+        ratio = {mode: row[mode].ratio.get("time") for mode in row if row[mode].n}
+        check = ratio.get("check")
+        added = None
+        if "check" in row and BASELINE in row and row["check"].n and row[BASELINE].n:
+            added = row["check"].median["time"] - row[BASELINE].median["time"]
+        rows.append(
+            {
+                "workload": w.name,
+                "expect": expect,
+                "plain_time_ns": row[BASELINE].median.get("time") if BASELINE in row else None,
+                "ratio": ratio,
+                "cpu_ratio": {m: row[m].ratio.get("cpu_ns") for m in row if row[m].n},
+                "goal": checkgroup.CHECK_GOAL,
+                "check_added_ns": added,
+                "goal_met": None
+                if check is None or not w.targets
+                else check <= checkgroup.CHECK_GOAL,
+                "found": found,
+                "memcheck_errors": max(errors) if errors else None,
+                "agree": {
+                    m: None
+                    if expect is None or found[m] is None
+                    else found[m] == (expect == "reads")
+                    for m in ("check", "memcheck")
+                },
+            }
+        )
+    return rows
 
 
 def to_json(
@@ -171,6 +212,6 @@ def to_json(
             }
             for v in vs
         ],
-        "check_cost": _check_cost(cells),
+        "check": check_rows(result, cells),
         "measurements": [dataclasses.asdict(m) for m in result.measurements],
     }

@@ -160,3 +160,52 @@ def test_bench_sweep_quick(lib, tmp_path):
             assert large == 0 and stats["eager_allocs"] == 0, m
     table = (out / "sweep.md").read_text()
     assert "Crossover (reuse)" in table and "Crossover (live)" in table
+
+
+def test_bench_check_group_quick(lib, tmp_path):
+    """--workloads check: one row per program (read corpus, sqlite3, numpy), each with
+    the plain run, refmalloc run, check, check --no-reads and memcheck (or a reason it
+    was skipped), and check's verdict as the corpus expects. No timing is asserted."""
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "bench", "--quick", "--workloads", "check", "--no-plots",
+        "--no-progress", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=bench_env(lib), capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    data = json.loads((out / "results.json").read_text())
+    corpus = REPO / "tests" / "check_corpus"
+    programs = sorted(p.stem for p in corpus.glob("reads_*")) + sorted(
+        p.stem for p in corpus.glob("clean_reads_*")
+    )
+    expected_rows = {f"check-{p}" for p in programs} | {
+        "check-clean_numpy",
+        "check-sqlite3",
+        "check-numpy",
+    }
+    rows = {r["workload"]: r for r in data["check"]}
+    assert set(rows) == expected_rows == set(data["summary"])
+    modes = ("glibc", "rm-run", "check", "check-noreads", "memcheck")
+    for name, row in rows.items():
+        cells = data["summary"][name]
+        for mode in modes:
+            if f"{name}/{mode}" in data["skipped"]:
+                continue  # said why (valgrind, numpy or sqlite3 missing)
+            assert cells[mode]["n"] == 1 and not cells[mode]["errors"], (name, mode, cells)
+            assert cells[mode]["ratio_to_glibc"]["time"] > 0
+        if row["expect"] is not None:
+            # The read cases are found, the clean ones stay clean.
+            assert row["agree"]["check"] is True, row
+    table = (out / "table.md").read_text()
+    assert "| check-reads_memcmp | reads |" in table and "check +ms" in table
+    # --from-json renders the same rows again.
+    again = out / "again"
+    replay = [
+        sys.executable, "-m", "bench", "--from-json", str(out / "results.json"),
+        "--no-plots", "--out", str(again),
+    ]  # fmt: skip
+    proc = subprocess.run(replay, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "| check-reads_memcmp | reads |" in (again / "table.md").read_text()
