@@ -94,7 +94,7 @@ def plot(result: RunResult, cells: dict[str, dict[str, Cell]], out: Path) -> lis
         plt.close(fig)
         written.append(path)
     # Ratio overview: refmalloc configs against glibc, every workload.
-    names = [w.name for w in result.workloads if w.name in cells]
+    names = [w.name for w in result.workloads if w.name in cells and w.group != "check"]
     rm = [c for c in configs if c.startswith("refmalloc")]
     if names and rm:
         fig, ax = plt.subplots(figsize=(max(8, len(names) * 0.45), 5))
