@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -38,6 +39,23 @@ def compiler_id() -> str:
     return out.stdout.splitlines()[0] if out.stdout else CC
 
 
+def _compiled(name: str, digest: str, cache: Path, cmd: list[str], libs: Sequence[str]) -> Path:
+    """cache/<name>-<digest>, compiled by `cmd -o OUT` + libs unless it is there."""
+    exe = cache / f"{name}-{digest[:16]}"
+    if exe.is_file() and os.access(exe, os.X_OK):
+        return exe
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=cache)
+    os.close(fd)
+    full = [*cmd, "-o", tmp]
+    proc = subprocess.run([*full, *libs], capture_output=True, text=True)
+    if proc.returncode != 0:
+        Path(tmp).unlink(missing_ok=True)
+        raise BuildError(f"compiling {name} failed:\n$ {' '.join(full)}\n{proc.stderr}")
+    os.replace(tmp, exe)  # atomic: a concurrent run never sees half a binary
+    return exe
+
+
 def build(stem: str, cache: Path) -> Path:
     """Compile bench/programs/<stem>.c once per content, flags and compiler."""
     src = PROGRAM_DIR / f"{stem}.c"
@@ -45,19 +63,8 @@ def build(stem: str, cache: Path) -> Path:
     digest.update((compiler_id() + " ".join(CFLAGS + LDLIBS)).encode())
     for dep in (src, PROGRAM_DIR / "bench.h", INCLUDE_DIR / "refmalloc.h"):
         digest.update(dep.read_bytes())
-    exe = cache / f"{stem}-{digest.hexdigest()[:16]}"
-    if exe.is_file() and os.access(exe, os.X_OK):
-        return exe
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}-", dir=cache)
-    os.close(fd)
-    cmd = [CC, *CFLAGS, "-I", str(PROGRAM_DIR), "-I", str(INCLUDE_DIR), "-o", tmp, str(src)]
-    proc = subprocess.run([*cmd, *LDLIBS], capture_output=True, text=True)
-    if proc.returncode != 0:
-        Path(tmp).unlink(missing_ok=True)
-        raise BuildError(f"compiling {src} failed:\n$ {' '.join(cmd)}\n{proc.stderr}")
-    os.replace(tmp, exe)  # atomic: a concurrent run never sees half a binary
-    return exe
+    cmd = [CC, *CFLAGS, "-I", str(PROGRAM_DIR), "-I", str(INCLUDE_DIR), str(src)]
+    return _compiled(stem, digest.hexdigest(), cache, cmd, LDLIBS)
 
 
 PYTHON_SCRIPT = """\
@@ -149,19 +156,7 @@ def build_corpus(src: Path, cache: Path) -> Path:
     """Compile a check corpus C program once per content, flags and compiler."""
     flags = (*CORPUS_CFLAGS, "-Wno-use-after-free")
     digest = hashlib.sha256((compiler_id() + " ".join(flags)).encode() + src.read_bytes())
-    exe = cache / f"corpus-{src.stem}-{digest.hexdigest()[:16]}"
-    if exe.is_file() and os.access(exe, os.X_OK):
-        return exe
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{src.stem}-", dir=cache)
-    os.close(fd)
-    cmd = [CC, *flags, "-o", tmp, str(src)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        Path(tmp).unlink(missing_ok=True)
-        raise BuildError(f"compiling {src} failed:\n$ {' '.join(cmd)}\n{proc.stderr}")
-    os.replace(tmp, exe)
-    return exe
+    return _compiled(f"corpus-{src.stem}", digest.hexdigest(), cache, [CC, *flags, str(src)], ())
 
 
 def check_program(
