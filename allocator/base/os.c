@@ -518,6 +518,33 @@ bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out)
     return ok;
 }
 
+/* PAGEMAP_SCAN's ABI (include/uapi/linux/fs.h, Linux 6.7), for headers
+ * older than the kernel: the ioctl is _IOWR('f', 16, struct pm_scan_arg). */
+struct rm_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+_Static_assert(sizeof(struct rm_pm_scan_arg) == 96, "struct pm_scan_arg is 96 bytes");
+_Static_assert(sizeof(struct os_page_run) == 24, "struct page_region is 24 bytes");
+#define RM_PAGEMAP_SCAN _IOWR('f', 16, struct rm_pm_scan_arg)
+
+long os_pagemap_scan(int fd, uintptr_t start, uintptr_t end, const struct os_scan_query *q,
+                     struct os_page_run *out, size_t cap, uintptr_t *walked)
+{
+    struct rm_pm_scan_arg a = {
+        .size = sizeof a, .start = start, .end = end,
+        .vec = (uint64_t)(uintptr_t)out, .vec_len = cap,
+        .category_inverted = q->inverted, .category_mask = q->all,
+        .category_anyof_mask = q->any_of, .return_mask = q->shown,
+    };
+    long n;
+    do
+        n = ioctl(fd, RM_PAGEMAP_SCAN, &a);
+    while (n < 0 && errno == EINTR);
+    *walked = n < 0 ? start : (uintptr_t)a.walk_end;
+    return n;
+}
+
 long os_count_mappings(uintptr_t lo, uintptr_t hi, size_t *inside)
 {
     *inside = 0;

@@ -81,6 +81,27 @@ bool os_write_all(int fd, const void *buf, size_t len);
 int os_pagemap_open(void);
 bool os_pagemap_read(int fd, uintptr_t addr, size_t npages, uint64_t *out);
 
+/* PAGEMAP_SCAN (Linux 6.7+): the runs of [start, end) whose page categories
+ * match, at most cap of them, into out; *walked is where the kernel stopped
+ * (end, or earlier when out is full). Returns the count, or -1 with errno
+ * (ENOTTY or EINVAL: no such ioctl). Categories are OS_PAGE_IS_*; a page
+ * matches when, with the `inverted` bits flipped, it has every bit of `all`
+ * and (if any_of is not 0) at least one bit of any_of; run->categories holds
+ * its categories within `shown`. */
+#define OS_PAGE_IS_WPALLOWED (1ull << 0)
+#define OS_PAGE_IS_WRITTEN   (1ull << 1)
+#define OS_PAGE_IS_FILE      (1ull << 2)
+#define OS_PAGE_IS_PRESENT   (1ull << 3)
+#define OS_PAGE_IS_SWAPPED   (1ull << 4)
+struct os_page_run {
+    uint64_t start, end, categories;
+};
+struct os_scan_query {
+    uint64_t inverted, all, any_of, shown;
+};
+long os_pagemap_scan(int fd, uintptr_t start, uintptr_t end, const struct os_scan_query *q,
+                     struct os_page_run *out, size_t cap, uintptr_t *walked);
+
 /* Mappings of the process, from /proc/self/maps, and in *inside those that
  * start in [lo, hi); -1 when it cannot be read. */
 long os_count_mappings(uintptr_t lo, uintptr_t hi, size_t *inside);

@@ -2,7 +2,9 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
+#include "config.h"
 #include "descriptors.h"
 #include "os.h"
 #include "refmalloc.h"
@@ -137,10 +139,82 @@ static void collect_run(uintptr_t at, enum refmalloc_page_state state, void *ctx
     r->len += os_page_size();
 }
 
+/* ---- PAGEMAP_SCAN ------------------------------------------------------------
+ * One ioctl returns only the runs of pages in the wanted categories, where
+ * pread returns 8 bytes for every page of the range. Whether the kernel has
+ * it is decided once, at the first scan: an older kernel (ENOTTY, EINVAL)
+ * or any other refusal makes every later scan read entries instead, as does
+ * pagemap_scan=0 (to test that path). */
+enum { SCAN_UNTRIED, SCAN_ON, SCAN_OFF };
+static _Atomic int scan_mode = SCAN_UNTRIED;
+
+typedef void (*scan_fn)(uintptr_t start, uintptr_t end, uint64_t categories, void *ctx);
+
+/* Runs of [addr, addr + npages pages) matching q, in order, to fn. 1 done,
+ * 0 unreadable, -1 no PAGEMAP_SCAN here (the caller reads entries). */
+static int scan(uintptr_t addr, size_t npages, const struct os_scan_query *q, scan_fn fn,
+                void *ctx)
+{
+    enum { RUNS = 64 };
+    if (!config()->pagemap_scan || atomic_load(&scan_mode) == SCAN_OFF)
+        return -1;
+    int fd = pagemap_fd();
+    if (fd < 0)
+        return 0;
+    struct os_page_run runs[RUNS];
+    uintptr_t at = addr, end = addr + npages * os_page_size();
+    while (at < end) {
+        uintptr_t walked;
+        long n = os_pagemap_scan(fd, at, end, q, runs, RUNS, &walked);
+        if (n < 0) {
+            int untried = SCAN_UNTRIED;
+            /* Refused at the first try: never here. Later (it worked
+             * before): unreadable this once, as a failed pread is. */
+            if (atomic_compare_exchange_strong(&scan_mode, &untried, SCAN_OFF) ||
+                untried == SCAN_OFF)
+                return at == addr ? -1 : 0;
+            return 0;
+        }
+        atomic_store(&scan_mode, SCAN_ON);
+        for (long i = 0; i < n; i++)
+            fn((uintptr_t)runs[i].start, (uintptr_t)runs[i].end, runs[i].categories, ctx);
+        if (walked <= at)
+            return 0;   /* no progress: never loop */
+        at = walked;
+    }
+    return 1;
+}
+
+/* Written: present or swapped out, and not the file's page (a private
+ * copy), as classify() says. */
+static const struct os_scan_query written_query = {
+    .inverted = OS_PAGE_IS_FILE,
+    .all = OS_PAGE_IS_FILE,
+    .any_of = OS_PAGE_IS_PRESENT | OS_PAGE_IS_SWAPPED,
+    .shown = OS_PAGE_IS_PRESENT | OS_PAGE_IS_SWAPPED | OS_PAGE_IS_FILE,
+};
+
+/* The kernel splits runs where the shown categories change (present,
+ * swapped): join adjacent ones, so that callers see the runs pread gives. */
+static void scan_written(uintptr_t start, uintptr_t end, uint64_t categories, void *ctx)
+{
+    (void)categories;
+    struct runs *r = ctx;
+    if (r->len != 0 && r->start + r->len != start)
+        end_run(r);
+    if (r->len == 0)
+        r->start = start;
+    r->len += end - start;
+    r->written += (long)((end - start) / os_page_size());
+}
+
 long pagemap_written(uintptr_t addr, size_t npages, pagemap_run_fn fn, void *ctx)
 {
     struct runs r = {.fn = fn, .ctx = ctx};
-    if (!walk(addr, npages, collect_run, &r))
+    int scanned = scan(addr, npages, &written_query, scan_written, &r);
+    if (scanned == 0)
+        return -1;
+    if (scanned < 0 && !walk(addr, npages, collect_run, &r))
         return -1;
     end_run(&r);
     return r.written;
@@ -176,10 +250,29 @@ static void shared_written(uintptr_t start, uintptr_t end, void *ctx)
     }
 }
 
+/* Touched pages (present or swapped), the file's or not. */
+static const struct os_scan_query touched_query = {
+    .any_of = OS_PAGE_IS_PRESENT | OS_PAGE_IS_SWAPPED,
+    .shown = OS_PAGE_IS_FILE,
+};
+
+static void scan_states(uintptr_t start, uintptr_t end, uint64_t categories, void *ctx)
+{
+    struct states *s = ctx;
+    enum refmalloc_page_state state =
+        categories & OS_PAGE_IS_FILE ? REFMALLOC_PAGE_PATTERN : REFMALLOC_PAGE_WRITTEN;
+    for (uintptr_t at = start; at < end; at += os_page_size())
+        store_state(at, state, s);
+}
+
 int pagemap_states(uintptr_t addr, size_t npages, unsigned char *out)
 {
     struct states s = {addr, out, false};
-    if (!walk(addr, npages, store_state, &s))
+    memset(out, REFMALLOC_PAGE_UNTOUCHED, npages);
+    int scanned = scan(addr, npages, &touched_query, scan_states, &s);
+    if (scanned == 0)
+        return -1;
+    if (scanned < 0 && !walk(addr, npages, store_state, &s))
         return -1;
     /* Only file pages can be shared memory: a range without any (written
      * or untouched memory only) needs no look at the mappings. */
