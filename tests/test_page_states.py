@@ -10,6 +10,33 @@ def test_page_states_tell_untouched_pattern_and_written_pages(build, run_prog):
     assert "OK states" in cp.stdout
 
 
+def test_pagemap_scan_and_pread_give_the_same_page_states(build, run_prog):
+    # pagemap_scan=1 asks the kernel for the written runs (PAGEMAP_SCAN,
+    # Linux 6.7+); pagemap_scan=0 forces the fallback of older kernels, pread
+    # of every page's entry. Both must answer the same, page by page.
+    exe = build("pagestates.c")
+    scan = assert_ok(run_prog(exe, ["runs"], options="pagemap_scan=1")).stdout
+    pread = assert_ok(run_prog(exe, ["runs"], options="pagemap_scan=0")).stdout
+    assert scan == pread
+    writes = {
+        "none": lambda i: False,
+        "first": lambda i: i == 0,
+        "other": lambda i: i % 2 == 0,
+        "three7": lambda i: i % 7 < 3,
+        "all": lambda i: True,
+    }
+    lines = {line.split()[0]: line.split()[1:] for line in scan.splitlines()}
+    for name, written in writes.items():
+        count, states = lines[name]
+        want = "".join("W" if written(i) else "U" for i in range(300))
+        assert states == want, name
+        assert int(count) == want.count("W"), name
+    count, states = lines["anon"]
+    assert states == "".join("W" if i % 3 == 0 else "U" for i in range(30))
+    assert int(count) == -1  # not a block of ours
+    assert "RESTORED" in lines
+
+
 def test_report_lists_freed_blocks_with_written_pages_and_memory(build, run_prog, tmp_path):
     report = tmp_path / "report.json"
     cp = assert_ok(run_prog(build("pagestates.c"), ["report"], options=f"report={report}"))

@@ -3,7 +3,14 @@
  *   states   a large block with pages read, written and untouched: the states
  *            match page by page; a written page of anonymous memory is WRITTEN
  *   report   free three large blocks written on 0, 3 and all pages, then exit
- *            (the test reads the report) */
+ *            (the test reads the report)
+ *   runs     blocks of 300 pages written in fixed patterns (none, first page,
+ *            every other page: 150 runs, three of every seven, all) and
+ *            anonymous memory: one line per block with its states (U, P, W)
+ *            and refmalloc_query's written count; then the every-other block
+ *            freed, taken back from the cache and checked to hold the pattern.
+ *            Only writes, no reads (fault-around would make the output vary):
+ *            the test compares it between PAGEMAP_SCAN and pread. */
 #include "common.h"
 
 #include <sys/mman.h>
@@ -68,13 +75,74 @@ static void mode_report(void)
     }
 }
 
+typedef int (*query_fn)(const void *, struct refmalloc_block_info *);
+
+static void print_states(const char *name, const void *p, size_t n)
+{
+    static unsigned char st[300];
+    char text[301];
+    CHECK(n <= sizeof st, "too many pages");
+    CHECK(page_states()(p, n * (size_t)sysconf(_SC_PAGESIZE), st) == (long)n, "page_states");
+    for (size_t i = 0; i < n; i++)
+        text[i] = st[i] == REFMALLOC_PAGE_WRITTEN ? 'W' : st[i] == REFMALLOC_PAGE_PATTERN ? 'P' : 'U';
+    text[n] = '\0';
+    struct refmalloc_block_info info = {0};
+    query_fn q = (query_fn)dlsym(RTLD_DEFAULT, "refmalloc_query");
+    CHECK(q, "refmalloc_query not exported");
+    long written = q(p, &info) == 1 ? (long)info.pages_written : -1;
+    printf("%s %ld %s\n", name, written, text);
+}
+
+static int every_other(size_t i) { return i % 2 == 0; }
+static int three_of_seven(size_t i) { return i % 7 < 3; }
+static int first_only(size_t i) { return i == 0; }
+static int none(size_t i) { (void)i; return 0; }
+static int all(size_t i) { (void)i; return 1; }
+
+static void mode_runs(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 300;
+    struct { const char *name; int (*writes)(size_t); } kinds[] = {
+        {"none", none}, {"first", first_only}, {"other", every_other},
+        {"three7", three_of_seven}, {"all", all},
+    };
+    unsigned char *blocks[5];
+    for (int k = 0; k < 5; k++) {
+        /* sizes differ, so that the cache gives back the block asked for */
+        blocks[k] = malloc(n * page - (size_t)k * 8);
+        CHECK(blocks[k], "malloc");
+        for (size_t i = 0; i < n; i++)
+            if (kinds[k].writes(i))
+                blocks[k][i * page + 5] = 1;
+    }
+    for (int k = 0; k < 5; k++)
+        print_states(kinds[k].name, blocks[k], n);
+    unsigned char *anon = mmap(NULL, 30 * page, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(anon != MAP_FAILED, "mmap");
+    for (size_t i = 0; i < 30; i += 3)
+        anon[i * page] = 1;
+    print_states("anon", anon, 30);
+    /* The cache restores the block from its written runs (more than one
+     * scan's worth): every byte is the pattern again. */
+    size_t size = n * page - 16;
+    free(blocks[2]);
+    unsigned char *again = malloc(size);
+    CHECK(again == blocks[2], "the freed block was not reused");
+    for (size_t i = 0; i < size; i++)
+        CHECK(again[i] == 0xAA, "reused block: byte %zu is %#x", i, again[i]);
+    printf("RESTORED\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "states"))
         mode_states();
     else if (argc > 1 && !strcmp(argv[1], "report"))
         mode_report();
+    else if (argc > 1 && !strcmp(argv[1], "runs"))
+        mode_runs();
     else
-        FAIL("usage: pagestates states|report");
+        FAIL("usage: pagestates states|report|runs");
     return 0;
 }
