@@ -1,6 +1,8 @@
 """Contract: refmalloc_page_states page by page, and the report's freed blocks and memory."""
 
 import json
+import os
+import subprocess
 
 from rmhelpers import assert_ok
 
@@ -35,6 +37,21 @@ def test_pagemap_scan_and_pread_give_the_same_page_states(build, run_prog):
     assert states == "".join("W" if i % 3 == 0 else "U" for i in range(30))
     assert int(count) == -1  # not a block of ours
     assert "RESTORED" in lines
+
+
+def test_a_kernel_without_pagemap_scan_falls_back_to_pread(build, run_prog, lib):
+    # The ioctl refused with ENOTTY (a kernel older than 6.7, forced by a
+    # seccomp filter installed before exec): the same answers, from pread.
+    exe = build("pagestates.c")
+    want = assert_ok(run_prog(exe, ["runs"], options="pagemap_scan=0")).stdout
+    env = dict(os.environ, NOSCAN_PRELOAD=lib, REFMALLOC_OPTIONS="pagemap_scan=1")
+    env.pop("LD_PRELOAD", None)
+    cp = subprocess.run(
+        [build("noscan.c"), exe, "runs"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout == want
+    assert cp.stderr == ""
 
 
 def test_report_lists_freed_blocks_with_written_pages_and_memory(build, run_prog, tmp_path):
