@@ -1,6 +1,7 @@
 #include "descriptors.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 /* The span of numbers ever ours, not each number: our numbers sit close
  * together (high, above the program's usual ones: see os_memfd_create), so
@@ -10,6 +11,9 @@
  * while another thread, under the large-block lock, adds a number. */
 static _Atomic unsigned owned_lo = ~0u, owned_hi = 0;
 static _Atomic uint64_t generation = 1;
+/* Changes that may concern us begun and not yet ended: while one is under
+ * way, an identity checked a moment ago may be stale by the next call. */
+static _Atomic unsigned in_flight;
 
 void descriptors_own(int fd)
 {
@@ -23,13 +27,31 @@ void descriptors_own(int fd)
     }
 }
 
-void descriptors_changing(unsigned first, unsigned last)
+bool descriptors_changing(unsigned first, unsigned last)
 {
-    if (first <= atomic_load(&owned_hi) && last >= atomic_load(&owned_lo))
-        atomic_fetch_add(&generation, 1);
+    if (first > atomic_load(&owned_hi) || last < atomic_load(&owned_lo))
+        return false;
+    atomic_fetch_add(&in_flight, 1);
+    atomic_fetch_add(&generation, 1);
+    return true;
+}
+
+void descriptors_changed(bool concerned)
+{
+    if (!concerned)
+        return;
+    /* Moved again once done: a check made while it was under way (and
+     * recorded with the first move) is not trusted afterwards. */
+    atomic_fetch_add(&generation, 1);
+    atomic_fetch_sub(&in_flight, 1);
 }
 
 uint64_t descriptors_generation(void)
 {
     return atomic_load(&generation);
+}
+
+bool descriptors_settled(uint64_t seen)
+{
+    return atomic_load(&in_flight) == 0 && atomic_load(&generation) == seen;
 }

@@ -151,8 +151,8 @@ static struct pattern_file *file_for(unsigned char pattern, unsigned tag, size_t
  * forgotten, never closed, and the caller makes the block another way. */
 static bool mapped_ours(struct pattern_file *f, uintptr_t addr, size_t len)
 {
-    if (descriptors_generation() == f->checked)
-        return true;   /* no change since the identity was checked */
+    if (descriptors_settled(f->checked))
+        return true;   /* no change since the identity was checked, none under way */
     bool ours = !engine.sandboxed && still_ours(f) && os_mapping_is(addr, len, f->len, f->dev, f->ino) != 0;
     if (ours)
         return true;
