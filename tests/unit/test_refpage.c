@@ -1,5 +1,5 @@
-/* refpage.c: the chunk size (a power of two, a 256th of the reference-page
- * bytes, between 1 MiB and max_chunk, never below a page), the mappings a
+/* refpage.c: the chunk size (a power of two, a 512th of the reference-page
+ * bytes, between 4 MiB and max_chunk, never below a page), the mappings a
  * block needs with it, and one real mapping: reads see the pattern, a write
  * changes its page only. */
 #include <stdint.h>
@@ -25,11 +25,12 @@ int main(void)
     size_t max = rm_config_values.max_chunk;
     CHECK(is_pow2(max) && max >= MiB);
 
-    CHECK(refpage_chunk_for(0, page) == MiB);           /* at least 1 MiB */
-    CHECK(refpage_chunk_for(0, 256 * MiB) == MiB);
-    CHECK(refpage_chunk_for(0, GiB) == 4 * MiB);         /* a 256th */
-    CHECK(refpage_chunk_for(GiB, GiB) == 8 * MiB);       /* of live + new */
-    CHECK(refpage_chunk_for(0, 5 * 256 * MiB) == 8 * MiB);   /* rounded up */
+    CHECK(refpage_chunk_for(0, page) == 4 * MiB);       /* at least 4 MiB: no ladder */
+    CHECK(refpage_chunk_for(0, 256 * MiB) == 4 * MiB);  /* of 1, 2, 4 MiB files */
+    CHECK(refpage_chunk_for(0, 2 * GiB) == 4 * MiB);    /* a 512th */
+    CHECK(refpage_chunk_for(GiB, 3 * GiB) == 8 * MiB);  /* of live + new */
+    CHECK(refpage_chunk_for(0, 5 * 512 * MiB) == 8 * MiB);   /* rounded up */
+    CHECK(refpage_chunk_for(8 * GiB, 0) == 16 * MiB);   /* 8 GiB live: 16 MiB, not 32 */
     CHECK(refpage_chunk_for(64 * GiB, GiB) == max);      /* capped */
     CHECK(refpage_chunk_for(SIZE_MAX / 2, 0) == max);
 
@@ -41,7 +42,7 @@ int main(void)
         prev = c;
     }
 
-    /* max_chunk wins over the 1 MiB floor, a page over both. */
+    /* max_chunk wins over the 4 MiB floor, a page over both. */
     rm_config_values.max_chunk = 64 * 1024 > page ? 64 * 1024 : page;
     CHECK(refpage_chunk_for(0, GiB) == rm_config_values.max_chunk);
     rm_config_values.max_chunk = page / 2;
