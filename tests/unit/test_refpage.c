@@ -61,13 +61,27 @@ int main(void)
     unsigned char *p = os_reserve(len);
     CHECK(p != NULL);
     if (p) {
-        CHECK(refpage_map((uintptr_t)p, len, 0x5c, 0, chunk) == REFPAGE_OK);
+        CHECK(refpage_map((uintptr_t)p, len, len, 0x5c, 0, chunk) == REFPAGE_OK);
         CHECK(p[0] == 0x5c && p[chunk] == 0x5c && p[len - 1] == 0x5c);
         p[chunk + 7] = 1;
         CHECK(p[chunk + 6] == 0x5c && p[chunk + 7] == 1 && p[chunk + page] == 0x5c);
         CHECK(p[7] == 0x5c && p[2 * chunk + 7] == 0x5c);   /* the file is unchanged */
         CHECK(refpage_pattern_bytes() >= chunk);
         os_unreserve(p, len);
+    }
+    /* File sizes: a fresh 2 MiB block maps a 2 MiB file; its tail grown to
+     * 4 MiB maps the whole 4 MiB chunk rather than another file per size. */
+    size_t big = 4 * MiB;
+    unsigned char *q = os_reserve(2 * big);
+    CHECK(q != NULL);
+    if (q) {
+        size_t before = refpage_pattern_bytes();
+        CHECK(refpage_map((uintptr_t)q, 2 * MiB, 2 * MiB, 0x33, 0, big) == REFPAGE_OK);
+        CHECK(refpage_pattern_bytes() == before + 2 * MiB);
+        CHECK(refpage_map((uintptr_t)q + 2 * MiB, 2 * MiB, big, 0x33, 0, big) == REFPAGE_OK);
+        CHECK(refpage_pattern_bytes() == before + big);   /* the 2 MiB file replaced */
+        CHECK(q[0] == 0x33 && q[2 * MiB] == 0x33 && q[big - 1] == 0x33);
+        os_unreserve(q, 2 * big);
     }
     return unit_done("refpage");
 }
