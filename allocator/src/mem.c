@@ -248,7 +248,9 @@ enum refpage_result mem_map_refpage(struct block *b, uintptr_t at, size_t len,
                                     unsigned char pattern, size_t chunk, size_t need)
 {
     large_lock_assert_held();
-    enum refpage_result r = refpage_map(at, len, pattern, b->tag, chunk);
+    /* The block's length once mapped: more than len when it grows. */
+    size_t span = at + len - b->start;
+    enum refpage_result r = refpage_map(at, len, span, pattern, b->tag, chunk);
     if (r == REFPAGE_OK) {
         b->mappings += (uint32_t)need;
         mem_account_mappings((long)need);
@@ -263,7 +265,7 @@ bool mem_remap_refpage(struct block *b, unsigned char pattern, unsigned tag, siz
                        size_t need)
 {
     large_lock_assert_held();
-    if (refpage_map(b->start, b->mapped, pattern, tag, chunk) != REFPAGE_OK)
+    if (refpage_map(b->start, b->mapped, b->mapped, pattern, tag, chunk) != REFPAGE_OK)
         return false;
     mem_account_mappings((long)need - (long)b->mappings);
     b->mappings = (uint32_t)need;

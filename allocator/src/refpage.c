@@ -28,7 +28,15 @@ static struct {
     bool sandboxed;
 } engine;
 
+/* The smallest file: a block smaller than this maps a file of its own
+ * size rounded up to a power of two (filling the file is the cost). */
 #define MIN_CHUNK ((size_t)1 << 20)
+/* The least chunk of a block that needs one this big: the chunk grows with
+ * the live total, and each growth makes (and fills) a new file, so starting
+ * at 1 MiB, a run of 16 MiB blocks filled files of 1, 2 and 4 MiB (7 MiB,
+ * 112 pwrite64 and 623 mmap for 64 blocks) where one of 4 MiB serves the
+ * run up to 1 GiB live with a quarter of the mappings. */
+#define BASE_CHUNK ((size_t)4 << 20)
 
 static size_t pow2_at_least(size_t v)
 {
@@ -40,15 +48,18 @@ static size_t pow2_at_least(size_t v)
 
 size_t refpage_chunk_for(size_t live, size_t len)
 {
-    /* A 256th of the live total, a power of two between 1 MiB and max_chunk:
-     * 64 GiB live -> 32 MiB chunks -> about 2400 mappings, while a lone 1 GiB
-     * block needs only a 4 MiB file (filling the file is the cost to keep low).
-     * Each step doubles, so the files superseded but still mapped add up to
-     * less than the current one: at most 63 MiB of pattern memory in all. */
+    /* A 512th of the live total, a power of two between 4 MiB and max_chunk.
+     * Filling a file costs about 310 us per MiB here (pwrite into shmem: the
+     * floor, mmap+memset is slower), one more mapping about 1.5 us: a MiB of
+     * file is worth 200 mappings, so chunks grow late. 64 GiB of 64 MiB
+     * blocks -> 32 MiB chunks -> about 3100 mappings (under 4096); 8 GiB
+     * live fills files of 4+8+16 MiB (a 256th filled 60 MiB). Each step
+     * doubles, so the files superseded but still mapped add up to less than
+     * the current one: at most 63 MiB of pattern memory in all. */
     size_t max = config()->max_chunk;
-    size_t want = pow2_at_least((live + len) / 256);
-    if (want < MIN_CHUNK)
-        want = MIN_CHUNK;
+    size_t want = pow2_at_least((live + len) / 512);
+    if (want < BASE_CHUNK)
+        want = BASE_CHUNK;
     if (want > max)
         want = max;
     size_t page = os_page_size();
@@ -161,11 +172,15 @@ static bool mapped_ours(struct pattern_file *f, uintptr_t addr, size_t len)
     return false;
 }
 
-enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
+enum refpage_result refpage_map(uintptr_t addr, size_t len, size_t span, unsigned char pattern,
                                 unsigned tag, size_t chunk)
 {
-    /* No file longer than the block needs: filling it is the cost. */
-    size_t need = pow2_at_least(len);
+    /* No file longer than the block needs: filling it is the cost. A block
+     * growing past the smallest file asks for the whole chunk: a doubling
+     * run (realloc) would otherwise fill a file per size on the way, 1, 2
+     * and 4 MiB (7 MiB, ~2 ms) where 1 and 4 do. */
+    bool growing = span > len && span > MIN_CHUNK;
+    size_t need = growing ? chunk : pow2_at_least(len);
     if (need < MIN_CHUNK)
         need = MIN_CHUNK;
     struct pattern_file *f = file_for(pattern, tag, need < chunk ? need : chunk);

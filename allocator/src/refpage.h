@@ -25,8 +25,10 @@ enum refpage_result {
 };
 
 /* Cover [addr, addr+len) with pattern chunks of the given size; with a tag
- * (1-15, mte on) the chunks are mapped PROT_MTE and every granule carries it. */
-enum refpage_result refpage_map(uintptr_t addr, size_t len, unsigned char pattern,
+ * (1-15, mte on) the chunks are mapped PROT_MTE and every granule carries it.
+ * span (>= len): the block's length once mapped; more than len when the
+ * block grows (the file is then sized by the chunk, not by len). */
+enum refpage_result refpage_map(uintptr_t addr, size_t len, size_t span, unsigned char pattern,
                                 unsigned tag, size_t chunk);
 
 /* Bytes of pattern memory held by the current memfds. */

@@ -1,5 +1,5 @@
-/* refpage.c: the chunk size (a power of two, a 256th of the reference-page
- * bytes, between 1 MiB and max_chunk, never below a page), the mappings a
+/* refpage.c: the chunk size (a power of two, a 512th of the reference-page
+ * bytes, between 4 MiB and max_chunk, never below a page), the mappings a
  * block needs with it, and one real mapping: reads see the pattern, a write
  * changes its page only. */
 #include <stdint.h>
@@ -25,11 +25,12 @@ int main(void)
     size_t max = rm_config_values.max_chunk;
     CHECK(is_pow2(max) && max >= MiB);
 
-    CHECK(refpage_chunk_for(0, page) == MiB);           /* at least 1 MiB */
-    CHECK(refpage_chunk_for(0, 256 * MiB) == MiB);
-    CHECK(refpage_chunk_for(0, GiB) == 4 * MiB);         /* a 256th */
-    CHECK(refpage_chunk_for(GiB, GiB) == 8 * MiB);       /* of live + new */
-    CHECK(refpage_chunk_for(0, 5 * 256 * MiB) == 8 * MiB);   /* rounded up */
+    CHECK(refpage_chunk_for(0, page) == 4 * MiB);       /* at least 4 MiB: no ladder */
+    CHECK(refpage_chunk_for(0, 256 * MiB) == 4 * MiB);  /* of 1, 2, 4 MiB files */
+    CHECK(refpage_chunk_for(0, 2 * GiB) == 4 * MiB);    /* a 512th */
+    CHECK(refpage_chunk_for(GiB, 3 * GiB) == 8 * MiB);  /* of live + new */
+    CHECK(refpage_chunk_for(0, 5 * 512 * MiB) == 8 * MiB);   /* rounded up */
+    CHECK(refpage_chunk_for(8 * GiB, 0) == 16 * MiB);   /* 8 GiB live: 16 MiB, not 32 */
     CHECK(refpage_chunk_for(64 * GiB, GiB) == max);      /* capped */
     CHECK(refpage_chunk_for(SIZE_MAX / 2, 0) == max);
 
@@ -41,7 +42,7 @@ int main(void)
         prev = c;
     }
 
-    /* max_chunk wins over the 1 MiB floor, a page over both. */
+    /* max_chunk wins over the 4 MiB floor, a page over both. */
     rm_config_values.max_chunk = 64 * 1024 > page ? 64 * 1024 : page;
     CHECK(refpage_chunk_for(0, GiB) == rm_config_values.max_chunk);
     rm_config_values.max_chunk = page / 2;
@@ -60,13 +61,27 @@ int main(void)
     unsigned char *p = os_reserve(len);
     CHECK(p != NULL);
     if (p) {
-        CHECK(refpage_map((uintptr_t)p, len, 0x5c, 0, chunk) == REFPAGE_OK);
+        CHECK(refpage_map((uintptr_t)p, len, len, 0x5c, 0, chunk) == REFPAGE_OK);
         CHECK(p[0] == 0x5c && p[chunk] == 0x5c && p[len - 1] == 0x5c);
         p[chunk + 7] = 1;
         CHECK(p[chunk + 6] == 0x5c && p[chunk + 7] == 1 && p[chunk + page] == 0x5c);
         CHECK(p[7] == 0x5c && p[2 * chunk + 7] == 0x5c);   /* the file is unchanged */
         CHECK(refpage_pattern_bytes() >= chunk);
         os_unreserve(p, len);
+    }
+    /* File sizes: a fresh 2 MiB block maps a 2 MiB file; its tail grown to
+     * 4 MiB maps the whole 4 MiB chunk rather than another file per size. */
+    size_t big = 4 * MiB;
+    unsigned char *q = os_reserve(2 * big);
+    CHECK(q != NULL);
+    if (q) {
+        size_t before = refpage_pattern_bytes();
+        CHECK(refpage_map((uintptr_t)q, 2 * MiB, 2 * MiB, 0x33, 0, big) == REFPAGE_OK);
+        CHECK(refpage_pattern_bytes() == before + 2 * MiB);
+        CHECK(refpage_map((uintptr_t)q + 2 * MiB, 2 * MiB, big, 0x33, 0, big) == REFPAGE_OK);
+        CHECK(refpage_pattern_bytes() == before + big);   /* the 2 MiB file replaced */
+        CHECK(q[0] == 0x33 && q[2 * MiB] == 0x33 && q[big - 1] == 0x33);
+        os_unreserve(q, 2 * big);
     }
     return unit_done("refpage");
 }
