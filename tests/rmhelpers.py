@@ -36,6 +36,17 @@ _SCRUB = (
 )
 
 
+#: The head of a generated test file that calls libc's malloc and free through ctypes.
+CTYPES_LIBC = """\
+import ctypes
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+"""
+
+
 def clean_env(extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     if extra:

@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from rmhelpers import CTYPES_LIBC
+
 TESTS = textwrap.dedent(
     """
     import ctypes
@@ -210,15 +212,8 @@ def test_load_flaky_test_is_not_pattern_dependent(lib, tmp_path, monkeypatch):
     assert cp.returncode == 0, out + cp.stderr
 
 
-READS_AND_ZERO = textwrap.dedent(
+READS_AND_ZERO = CTYPES_LIBC + textwrap.dedent(
     """
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-
 
     def test_reads_never_written_page():
         p = libc.malloc(1 << 20)

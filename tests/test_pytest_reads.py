@@ -16,19 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from rmhelpers import REPO, clean_env
+from rmhelpers import CTYPES_LIBC, REPO, clean_env
 
 from pyalloc import pytest_reads
 
 TIMEOUT = 180
 
-PREAMBLE = """\
-import ctypes
-
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
+PREAMBLE = (
+    CTYPES_LIBC
+    + """\
 
 
 def read_fresh():
@@ -44,6 +40,7 @@ def test_clean():
     assert ctypes.string_at(p + (1 << 19), 1) == b"\\x07"
     libc.free(p)
 """
+)
 
 READING = (
     PREAMBLE
