@@ -852,17 +852,9 @@ def _check_sessions(
                 raise _Unfinished()
             return sessions
 
-        def compare(
-            base: Sequence[_Session],
-            other: Sequence[_Session],
-            pats: tuple[int, int],
-            names: Sequence[str] | None,
-        ) -> list[ObservableResult]:
-            return _compare_outcomes(base, other, pats, names)
-
         plan = _plan(options, patterns, reads)
         try:
-            done = run_plan(plan, execute, compare)
+            done = run_plan(plan, execute, _compare_outcomes)
         except _Unfinished:
             write("refmalloc check: a session under refmalloc did not finish\n")
             return int(pytest.ExitCode.INTERNAL_ERROR)
