@@ -191,7 +191,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if check:
         return _check_main(config, options)
     if pytest_reads.wanted(config):
-        options = pytest_reads.session_options(options)
+        from pyalloc.check.reads import tracked_options
+
+        options = tracked_options(options)
     # Taken out of the environment at once: the tests' own subprocesses must not see it.
     reexecuted = os.environ.pop(REEXEC_VAR, None)
     if _running_under_refmalloc():
@@ -794,20 +796,20 @@ def _plan(options: Mapping[str, object], patterns: tuple[int, int], reads: bool)
     session after the other, the baseline first.
     """
     from pyalloc.check.differential import Plan, Variant
+    from pyalloc.check.reads import tracked_options
     from pyalloc.check.runner import RunSpec
 
     pa, pb = patterns
 
-    def spec(label: str, pattern: int, **extra: object) -> RunSpec:
-        return RunSpec(label, {**options, "pattern": pattern, **extra})
+    def spec(label: str, pattern: int) -> RunSpec:
+        return RunSpec(label, {**options, "pattern": pattern})
 
     first = [spec("A1", pa), spec("B1", pb)]
     variants = [Variant("uninitialized", "B1", spec("B2", pb), patterns)]
     if reads:
         zero = 0 not in patterns
-        first.append(
-            RunSpec("R1", pytest_reads.session_options(spec("R1", 0 if zero else pa).options))
-        )
+        tracked = tracked_options({**options, "pattern": 0 if zero else pa})
+        first.append(RunSpec("R1", tracked))
         if zero:
             variants.append(Variant("uninitialized", "R1", spec("Z2", 0), (pa, 0)))
     return Plan(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -70,15 +70,6 @@ def check_usage(config: pytest.Config) -> None:
         )
     if config.getoption("refmalloc_no_reads") and not config.getoption("refmalloc_check"):
         raise pytest.UsageError(f"{NO_READS_OPTION} applies to --refmalloc-check")
-
-
-def session_options(options: Mapping[str, object]) -> dict[str, object]:
-    """The REFMALLOC_OPTIONS of a tracked session: ``options`` with track_reads=1 and
-    the threshold at most a page (``refmalloc check``'s tracked run)."""
-    from pyalloc.check import reads as rd
-
-    threshold = min(int(str(options.get("threshold", 1 << 62))), rd.reads_threshold())
-    return {**options, "track_reads": 1, "threshold": threshold}
 
 
 def _tests_of(result: rd.ReadsResult) -> dict[str | None, list[rd.ReadFinding]]:

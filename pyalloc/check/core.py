@@ -213,12 +213,10 @@ def run_check(config: CheckConfig) -> CheckResult:
         zero = config.reads and 0 not in (pa, pb)
         if config.reads:
             reads_dir.mkdir()
-            threshold = min(int(str(common.get("threshold", 1 << 62))), rd.reads_threshold())
             specs.append(
                 spec(
                     "R1",
-                    track_reads=1,
-                    threshold=threshold,
+                    **rd.tracked_options(common),
                     report=str(reads_dir / rd.REPORT_NAME),
                     **({"pattern": 0} if zero else {}),
                 )

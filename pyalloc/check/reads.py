@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,17 @@ def syscall_name(number: int) -> str:
     return _SYSCALLS.get(platform.machine(), {}).get(number, f"syscall {number}")
 
 
-def reads_threshold() -> int:
-    """The tracked run's threshold: one page, so that blocks of a page or more count.
+def tracked_options(options: Mapping[str, object]) -> dict[str, object]:
+    """The REFMALLOC_OPTIONS of a read-tracked run (``check``'s R1, a pytest session):
+    ``options`` with track_reads=1 and the threshold at most one page, so that blocks
+    of a page or more count.
 
     Smaller blocks come from the next allocator, filled with the pattern: those the
     tracker cannot see at all (a page is its granularity).
     """
-    return os.sysconf("SC_PAGESIZE")
+    page = os.sysconf("SC_PAGESIZE")
+    threshold = min(int(str(options.get("threshold", 1 << 62))), page)
+    return {**options, "track_reads": 1, "threshold": threshold}
 
 
 @dataclass
