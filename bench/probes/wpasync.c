@@ -12,7 +12,7 @@
  * protects them again (UFFDIO_WRITEPROTECT per run: the re-fill itself
  * unprotects them). Prints microseconds per cycle and pages re-filled.
  *
- *   cc -O2 -o wpasync bench/programs/wpasync.c
+ *   cc -O2 -o wpasync bench/probes/wpasync.c
  *   ./wpasync MODE TOUCH [CYCLES]     e.g. ./wpasync 1 1; ./wpasync 1 1000
  *
  * Needs userfaultfd (root or vm.unprivileged_userfaultfd=1) for mode 1. */
