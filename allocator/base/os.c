@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -907,6 +908,37 @@ bool os_thread_start(void *(*fn)(void *), void *arg)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return ok;
+}
+
+int os_pin_threads_here(void)
+{
+    int cpu = sched_getcpu();
+    if (cpu < 0)
+        return -1;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    /* Every thread there is now; threads made later inherit their maker's
+     * set. A thread started while this walks may keep its old set. */
+    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    char buf[4096];
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long at = 0; at < n;) {
+            const struct dirent64 *d = (const struct dirent64 *)(buf + at);
+            at += d->d_reclen;
+            long tid = 0;
+            const char *c = d->d_name;
+            for (; *c >= '0' && *c <= '9'; c++)
+                tid = tid * 10 + (*c - '0');
+            if (tid > 0 && !*c)
+                sched_setaffinity((pid_t)tid, sizeof one, &one);
+        }
+    }
+    close_own(dir);
+    return cpu;
 }
 
 long os_gettid(void)

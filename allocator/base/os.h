@@ -166,6 +166,9 @@ bool os_thread_syscall(long tid, long *nr, uintptr_t *sp, uintptr_t *pc);
 bool os_read_memory(uintptr_t addr, void *buf, size_t len);
 /* A detached thread running fn(arg), every signal blocked in it. */
 bool os_thread_start(void *(*fn)(void *), void *arg);
+/* Bind every thread of the process to the CPU the caller runs on: the CPU
+ * number, or -1 when it could not be found or the threads not listed. */
+int os_pin_threads_here(void);
 long os_gettid(void);
 
 /* The libc environment: an environment variable (NULL when unset), give the

@@ -260,6 +260,9 @@ static bool open_tracker(void)
                 "or thread ids", "; reads are not tracked");
         return false;
     }
+    /* Before the handler starts, which inherits the binding. */
+    if (config()->track_reads_one_cpu)
+        os_pin_threads_here();
     if (!tables_ready() || !os_thread_start(handler, (void *)(intptr_t)fd)) {
         os_close(fd);
         give_up(ST_UNAVAILABLE, "no memory or thread for the read tracker",

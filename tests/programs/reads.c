@@ -9,8 +9,12 @@
  *   copy    realloc of a never-written large block down to a small one: the
  *           allocator's copy reads it, the program does not
  *   stress  threads allocating, shrinking (the allocator writes the cut
- *           tail under its lock), growing and reading, to see no deadlock */
+ *           tail under its lock), growing and reading, to see no deadlock
+ *   cpus    the CPUs main and a thread started before the first large block
+ *           may run on, once that block is mapped (track_reads_one_cpu) */
+#define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +38,21 @@ static void *stress(void *arg)
         free(p);
     }
     return arg;
+}
+
+static pthread_barrier_t mapped;
+
+static int cpus_allowed(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+}
+
+static void *count_cpus(void *arg)
+{
+    pthread_barrier_wait(&mapped);
+    *(int *)arg = cpus_allowed();
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -78,6 +97,17 @@ int main(int argc, char **argv)
             pthread_create(&t[i], NULL, stress, NULL);
         for (int i = 0; i < 4; i++)
             pthread_join(t[i], NULL);
+    } else if (strcmp(mode, "cpus") == 0) {
+        int before = cpus_allowed(), thread = 0;
+        pthread_t t;
+        pthread_barrier_init(&mapped, NULL, 2);
+        pthread_create(&t, NULL, count_cpus, &thread);
+        unsigned char *p = malloc(n);
+        p[0] = 1;
+        pthread_barrier_wait(&mapped);
+        pthread_join(t, NULL);
+        printf("cpus before=%d main=%d thread=%d\n", before, cpus_allowed(), thread);
+        free(p);
     } else {
         fprintf(stderr, "reads: unknown mode %s\n", mode);
         return 2;
