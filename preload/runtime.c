@@ -63,7 +63,6 @@ bool runtime_start(void)
         sites_init();
         if (!next_init() || !first_detect())
             os_abort();
-        rm_core_start();
         /* glibc's pthread_atfork may allocate: next is resolved by now. */
         atomic_store_explicit(&rm_runtime_state, RUNTIME_READY, memory_order_release);
         pthread_atfork(fork_prepare, fork_parent, fork_child);

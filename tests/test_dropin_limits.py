@@ -43,6 +43,18 @@ def test_setrlimit_as_mid_run_leaves_the_program_its_memory(build, run_prog):
     assert "OK lower-as 4096" in cp.stdout
 
 
+def test_range_is_reserved_at_the_first_large_block_not_at_start_up(build, run_prog):
+    """Start-up reserves nothing (an empty program paid for a 1 TiB reservation, a
+    mapping and two /proc reads, issue 14): the address space before any allocation
+    is the plain run's; the first large block reserves the range."""
+    exe = build("limits.c")
+    plain = assert_ok(run_prog(exe, ["lazy", 1], preload=False))
+    cp = assert_ok(run_prog(exe, ["lazy", 1]))
+    # The library's own code and tables: a few MiB at most, never the range.
+    assert figure(cp, "vm_before_kb") - figure(plain, "vm_before_kb") < 64 * 1024, describe(cp)
+    assert figure(cp, "vm_after_kb") - figure(cp, "vm_before_kb") > 64 * MIB, describe(cp)
+
+
 def test_python_resource_setrlimit_then_a_list_of_strings(lib):
     script = (
         f"{sys.executable} -c '"

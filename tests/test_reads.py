@@ -134,6 +134,27 @@ def test_json_findings_and_no_reads(lib, bindir):
     assert "reads: not tracked (--no-reads)" in text.stdout
 
 
+def test_untracked_runs_yield_the_cpu_to_the_tracked_run(lib, tmp_path):
+    """Beside the read-tracked run, the first phase's other runs are at the lowest
+    priority (its every first touch waits for a wake-up that a busy CPU delays);
+    with --no-reads, nothing is lowered."""
+    log = tmp_path / "nice.log"
+    script = f'echo "$REFMALLOC_OPTIONS nice=$(nice)" >> {log}'
+    cp = _cli(lib, "--json", "--", "sh", "-c", script)
+    assert cp.returncode == 0, cp.stderr
+    assert [r["label"] for r in json.loads(cp.stdout)["runs"]] == ["R1", "A1", "B1", "A2"]
+    lines = log.read_text().splitlines()
+    tracked = [line for line in lines if "track_reads=1" in line]
+    others = [line for line in lines if "track_reads=1" not in line]
+    assert len(tracked) == 1 and tracked[0].endswith("nice=0"), lines
+    assert len(others) == 3 and all(line.endswith("nice=19") for line in others), lines
+    log.unlink()
+    cp = _cli(lib, "--json", "--no-reads", "--", "sh", "-c", script)
+    assert cp.returncode == 0, cp.stderr
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3 and all(line.endswith("nice=0") for line in lines), lines
+
+
 # ---- the unavailable path, forced -------------------------------------------------
 
 

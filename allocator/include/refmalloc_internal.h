@@ -17,10 +17,6 @@
  * next allocator is resolved. */
 void rm_core_init(void);
 
-/* Start-up, second part: the large-block manager, once the next allocator
- * is resolved. */
-void rm_core_start(void);
-
 /* Around fork (preload/runtime.c owns the order of every lock: the stdio
  * list lock, then the call sites', then these). With `locked` false the
  * process never made a thread and no lock is taken; the child's handler

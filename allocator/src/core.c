@@ -23,11 +23,6 @@ void rm_core_init(void)
     mte_start();
 }
 
-void rm_core_start(void)
-{
-    large_start();
-}
-
 void rm_core_fork_prepare(bool locked)
 {
     forking_parent = config()->report[0] ? os_getpid() : 0;

@@ -48,18 +48,17 @@ void large_trace(const char *op, uintptr_t addr, size_t size)
     out_flush(&o);
 }
 
+/* The region and the limits are set up at the first large block, not at
+ * start-up: a program that never makes one (most short-lived commands) pays
+ * for none of it, and one that lowers RLIMIT_AS before its first large
+ * block is measured with its limit. Before a seccomp filter it is done at
+ * once (large_before_sandbox): the filter may refuse what it needs. Under
+ * the lock; idempotent. */
 static void start_once(void)
 {
     if (mem_start() && !mem_region_ok())
         warn_once(ST_fallback_region, "cannot reserve an address range for large blocks; "
                   "they go to the next allocator, filled eagerly");
-}
-
-void large_start(void)
-{
-    large_lock();
-    start_once();
-    large_unlock();
 }
 
 /* ---- seccomp ---------------------------------------------------------------- */
@@ -77,6 +76,7 @@ void large_before_sandbox(void)
     large_lock();
     if (!sandboxed) {
         sandboxed = true;
+        start_once();
         mem_before_sandbox();
         const struct rm_config *c = config();
         unsigned char patterns[4] = {c->pattern, 0};
@@ -147,7 +147,7 @@ uintptr_t large_reserve_range(size_t len, size_t align, bool room, size_t *got)
 void large_address_limit_lowering(size_t limit)
 {
     large_lock();
-    start_once();
+    /* Not started yet: nothing is reserved, and the start will read the limit. */
     if (mem_region_ok() && limit != SIZE_MAX) {
         /* The reservation counts against the new limit: cached blocks go
          * first, then mem gives back what the limit leaves no room for. */

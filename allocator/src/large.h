@@ -22,10 +22,6 @@ void large_each_live(inspect_fn *fn, void *ctx);
 /* Visit the last blocks freed, oldest first (the lock is held). */
 void large_each_freed(inspect_fn *fn, void *ctx);
 
-/* Set up the region and read the limits (at start-up: later a seccomp
- * filter may refuse what this needs). Idempotent. */
-void large_start(void);
-
 void large_fork_prepare(void);
 void large_fork_parent(void);
 void large_fork_child(void);

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyalloc.inject import child_env
 
@@ -70,6 +71,8 @@ class RunSpec:
 
     label: str
     options: Mapping[str, object]
+    #: Its niceness from its start (0: this process's).
+    nice: int = 0
 
 
 @dataclass
@@ -198,7 +201,8 @@ class Runner:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             start = time.monotonic()
             try:
-                proc = subprocess.Popen(
+                proc = _start(
+                    spec.nice,
                     list(self.argv),
                     env=env,
                     stdin=subprocess.PIPE if self.stdin is not None else subprocess.DEVNULL,
@@ -292,6 +296,32 @@ def _read(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
+
+
+def _start(nice: int, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Popen, the child at niceness ``nice`` (0: this process's) from its first
+    instruction: niceness is per thread and a child inherits its forking thread's,
+    so a thread of its own, whose niceness nothing else shares, starts it (set
+    after the start instead, the program's first children would escape it)."""
+    if not nice:
+        return subprocess.Popen(argv, **kwargs)
+    started: list[subprocess.Popen[bytes]] = []
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        with suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)  # 0: this thread
+        try:
+            started.append(subprocess.Popen(argv, **kwargs))
+        except BaseException as exc:  # raised again in the caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=start, name="refmalloc-check-start")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return started[0]
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

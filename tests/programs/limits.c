@@ -15,7 +15,9 @@
  *   limits aligned N          N x memalign(1 GiB, 1 MiB), kept live: prints
  *                             the anonymous memory used
  *   limits live N KiB         N live blocks of KiB, untouched: prints the
- *                             anonymous memory used */
+ *                             anonymous memory used
+ *   limits lazy MiB           the address space used (VmSize) before any
+ *                             allocation and after one block of MiB */
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -166,6 +168,34 @@ static int live(int n, size_t kib)
     return 0;
 }
 
+/* VmSize of /proc/self/status, in kB. */
+static long vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        FAIL("open /proc/self/status: %s", strerror(errno));
+    char line[256];
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) != 1)
+            kb = -1;
+    fclose(f);
+    return kb;
+}
+
+static int lazy(size_t mib)
+{
+    long before = vm_size_kb();
+    unsigned char *p = malloc(mib * MiB);
+    CHECK(p, "malloc(%zu MiB): %s", mib, strerror(errno));
+    if (patterned())
+        CHECK_BYTES(p, 0, mib * MiB, expected_pattern(), "block");
+    p[0] = 1;
+    printf("vm_before_kb %ld\nvm_after_kb %ld\n", before, vm_size_kb());
+    free(p);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -186,6 +216,8 @@ int main(int argc, char **argv)
         return huge(arg);
     if (!strcmp(mode, "aligned"))
         return aligned((int)arg);
+    if (!strcmp(mode, "lazy"))
+        return lazy(arg);
     if (!strcmp(mode, "live") && argc == 4)
         return live((int)arg, strtoull(argv[3], NULL, 0));
     fprintf(stderr, "limits: unknown mode %s\n", mode);
