@@ -13,8 +13,9 @@
 
 /* ---- Life cycle ---- */
 
-/* Start-up, first part: page size, options, memory tagging. Runs before the
- * next allocator is resolved. */
+/* Start-up: page size, options, memory tagging. Runs before the next
+ * allocator is resolved; the large-block manager sets itself up at its
+ * first block (large.c, start_once). */
 void rm_core_init(void);
 
 /* Around fork (preload/runtime.c owns the order of every lock: the stdio
