@@ -19,7 +19,6 @@ INCLUDE_DIR = REPO_DIR / "allocator" / "include"  # refmalloc.h: the stats struc
 CC = "gcc"
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-pthread")
 LDLIBS = ("-ldl",)
-C_PROGRAMS = ("large", "reuse", "churn", "realloc", "scale", "startup", "probe", "sweep")
 
 
 class BuildError(RuntimeError):

@@ -93,18 +93,21 @@ CHURN_SMALL = (
     Target("refmalloc+mimalloc", "time", 1.0),
 )
 CHURN_64K = (Target(RM, "time", 0.8, baseline=("glibc-perturb", *FILLING_PEERS)),)
-#: pair (two blocks grown in turn: the move path, one mremap per move) has no row
-#: of its own in issue 14: realloc-all's bound.
-REALLOC = {
-    "all": (Target(RM, "time", 1.05),),
-    "sparse": (Target(RM, "time", 1.5),),
-    "pair": (Target(RM, "time", 1.05),),
-}
-REALLOC_TEXT = {
-    "all": "new part written whole",
-    "sparse": "new part written one byte",
-    "pair": "two blocks in turn (each moves), new parts written whole",
-}
+REALLOC_ALL = (Target(RM, "time", 1.05),)
+#: name, realloc.c's touch mode, the last size over the suite's top, what it
+#: writes, targets. realloc-move (two blocks grown in turn: the move path, one
+#: mremap per move) has no row of its own in issue 14: realloc-all's bound.
+REALLOC = (
+    ("realloc-all", "all", 1, "new part written whole", REALLOC_ALL),
+    ("realloc-sparse", "sparse", 1, "new part written one byte", (Target(RM, "time", 1.5),)),
+    (
+        "realloc-move",
+        "pair",
+        1 / 4,
+        "two blocks in turn (each moves), new parts written whole",
+        REALLOC_ALL,
+    ),
+)
 SCALE = (Target(RM, "time", 1.2),)
 SCALE64 = (*SCALE, Target(RM, "maps_live", 4096, baseline=None))
 REAL = (Target(RM, "time", 1.05),)
@@ -193,17 +196,17 @@ def build_workloads(quick: bool) -> list[Workload]:
             )
         )
     top = 64 * MiB if quick else GiB
-    for touch in ("all", "sparse", "pair"):
-        end = top if touch != "pair" else top // 4
+    for name, touch, share, text, targets in REALLOC:
+        end = int(top * share)
         w.append(
             Workload(
-                f"realloc-{touch if touch != 'pair' else 'move'}",
+                name,
                 "realloc",
                 "c",
                 "realloc",
                 (str(16 * KiB), str(end), touch, "1"),
-                f"realloc doubling 16k..{_size(end)}, {REALLOC_TEXT[touch]}",
-                REALLOC[touch],
+                f"realloc doubling 16k..{_size(end)}, {text}",
+                targets,
             )
         )
     for gib in (1,) if quick else (1, 8, 64):

@@ -230,12 +230,15 @@ static inline long count_maps(void)
     return n;
 }
 
-/* A field (in kB) of /proc/self/smaps_rollup, e.g. "Anonymous". */
-static inline long smaps_rollup_kb(const char *field)
+/* A field (in kB) of a "Name: value kB" file of /proc/self, e.g. smaps_rollup's
+ * "Anonymous" or status's "VmSize". */
+static inline long proc_self_kb(const char *file, const char *field)
 {
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/%s", file);
+    FILE *f = fopen(path, "r");
     if (!f)
-        FAIL("open /proc/self/smaps_rollup: %s", strerror(errno));
+        FAIL("open %s: %s", path, strerror(errno));
     char line[256];
     size_t fl = strlen(field);
     long v = -1;
@@ -246,8 +249,13 @@ static inline long smaps_rollup_kb(const char *field)
         }
     fclose(f);
     if (v < 0)
-        FAIL("field %s not in smaps_rollup", field);
+        FAIL("field %s not in %s", field, path);
     return v;
+}
+
+static inline long smaps_rollup_kb(const char *field)
+{
+    return proc_self_kb("smaps_rollup", field);
 }
 
 #endif

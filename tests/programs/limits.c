@@ -168,30 +168,15 @@ static int live(int n, size_t kib)
     return 0;
 }
 
-/* VmSize of /proc/self/status, in kB. */
-static long vm_size_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        FAIL("open /proc/self/status: %s", strerror(errno));
-    char line[256];
-    long kb = -1;
-    while (kb < 0 && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) != 1)
-            kb = -1;
-    fclose(f);
-    return kb;
-}
-
 static int lazy(size_t mib)
 {
-    long before = vm_size_kb();
+    long before = proc_self_kb("status", "VmSize");
     unsigned char *p = malloc(mib * MiB);
     CHECK(p, "malloc(%zu MiB): %s", mib, strerror(errno));
     if (patterned())
         CHECK_BYTES(p, 0, mib * MiB, expected_pattern(), "block");
     p[0] = 1;
-    printf("vm_before_kb %ld\nvm_after_kb %ld\n", before, vm_size_kb());
+    printf("vm_before_kb %ld\nvm_after_kb %ld\n", before, proc_self_kb("status", "VmSize"));
     free(p);
     return 0;
 }
