@@ -19,7 +19,7 @@ from cffi import FFI
 
 from pyalloc import tables
 
-STATS_VERSION: Final = 2
+STATS_VERSION: Final = tables.stats_version()
 
 PAGE_UNTOUCHED: Final = 0
 PAGE_PATTERN: Final = 1

@@ -144,3 +144,13 @@ def stats() -> tuple[Stat, ...]:
     if not found or any(s.kind not in STAT_KINDS for s in found):
         raise TableError("refmalloc.h: malformed REFMALLOC_STATS(X) list")
     return tuple(found)
+
+
+@cache
+def stats_version() -> int:
+    """REFMALLOC_STATS_VERSION: the layout of struct refmalloc_stats."""
+    text = source("refmalloc.h").read_text()
+    match = re.search(r"^#define REFMALLOC_STATS_VERSION (\d+)$", text, re.M)
+    if match is None:
+        raise TableError("refmalloc.h: no REFMALLOC_STATS_VERSION")
+    return int(match.group(1))

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define REFMALLOC_STATS_VERSION 2
+#define REFMALLOC_STATS_VERSION 3
 
 /* Counters since start-up. "large" blocks are those at or above the
  * threshold, owned by refmalloc; "small" ones are served by the next
@@ -64,7 +64,9 @@ extern "C" {
     X(restored_by_fill, EVENT, "cached blocks restored by re-filling their written pages") \
     X(reads_first_touches, EVENT, "track_reads: first touches of pages of tracked blocks") \
     X(reads_before_write, EVENT, "of those, first touches that were reads (read before write)") \
-    X(reads_dropped, EVENT, "read-before-write findings not kept: the table was full")
+    X(reads_dropped, EVENT, "read-before-write findings not kept: the table was full") \
+    X(cache_given_back, EVENT, "cached blocks whose written pages went back to the kernel " \
+                               "while waiting (MADV_DONTNEED), beyond cache_resident")
 
 struct refmalloc_stats {
     uint64_t version;              /* REFMALLOC_STATS_VERSION */

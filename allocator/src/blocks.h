@@ -28,6 +28,7 @@ struct block {
     bool mixed;           /* reference pages with eager (anonymous) parts */
     bool zeroed;          /* tagged calloc: its reference pages hold zeros */
     bool dirty;           /* cached with its written pages not yet restored */
+    bool reused;          /* handed out again from the cache at least once */
 };
 
 struct block *blocks_find(uintptr_t start);

@@ -1,5 +1,6 @@
-/* cache: freed large blocks kept for reuse, oldest first. It owns the list
- * and its byte count; it neither maps nor releases memory: large.c decides
+/* cache: freed large blocks kept for reuse, oldest first. It owns the list,
+ * its byte count and which blocks keep their written pages (the others give
+ * them back with MADV_DONTNEED); it neither maps nor unmaps: large.c decides
  * what to keep and what to evict (cache_pop_oldest hands a block back for
  * it to release). Every call is made under the large lock. */
 #ifndef RM_CACHE_H
@@ -17,7 +18,8 @@ size_t cache_bytes(void);
 bool cache_full(void);
 /* Can b be kept after free? (reference pages only, within the cache limit) */
 bool cache_accepts(const struct block *b);
-/* Keep b (live until now): it becomes BLOCK_CACHED. The cache must not be
+/* Keep b (live until now): it becomes BLOCK_CACHED, and blocks beyond
+ * cache_resident give their written pages back. The cache must not be
  * full. */
 void cache_insert(struct block *b);
 /* Take the oldest block out of the cache (it must not be empty). */

@@ -243,6 +243,7 @@ static void *alloc_locked(size_t size, size_t len, size_t align, bool zero,
     struct block *b = zero ? NULL : reuse_cached(len, align, pattern);
     if (b) {
         b->state = BLOCK_LIVE;
+        b->reused = true;
         b->size = b->counted = size;
         b->site = site;
         mem_live_change((long)b->refpage);
