@@ -69,19 +69,20 @@ int main(void)
         CHECK(refpage_pattern_bytes() >= chunk);
         os_unreserve(p, len);
     }
-    /* File sizes: a fresh 2 MiB block maps a 2 MiB file; its tail grown to
-     * 4 MiB maps the whole 4 MiB chunk rather than another file per size. */
+    /* File sizes: a fresh 8 MiB block maps a file a quarter its size, 2 MiB
+     * (four mappings); a tail grown past it maps the whole 4 MiB chunk
+     * rather than another file per size. */
     size_t big = 4 * MiB;
-    unsigned char *q = os_reserve(2 * big);
+    unsigned char *q = os_reserve(4 * big);
     CHECK(q != NULL);
     if (q) {
         size_t before = refpage_pattern_bytes();
-        CHECK(refpage_map((uintptr_t)q, 2 * MiB, 2 * MiB, 0x33, 0, big) == REFPAGE_OK);
+        CHECK(refpage_map((uintptr_t)q, 2 * big, 2 * big, 0x33, 0, big) == REFPAGE_OK);
         CHECK(refpage_pattern_bytes() == before + 2 * MiB);
-        CHECK(refpage_map((uintptr_t)q + 2 * MiB, 2 * MiB, big, 0x33, 0, big) == REFPAGE_OK);
+        CHECK(refpage_map((uintptr_t)q + 2 * big, 2 * MiB, 2 * big, 0x33, 0, big) == REFPAGE_OK);
         CHECK(refpage_pattern_bytes() == before + big);   /* the 2 MiB file replaced */
-        CHECK(q[0] == 0x33 && q[2 * MiB] == 0x33 && q[big - 1] == 0x33);
-        os_unreserve(q, 2 * big);
+        CHECK(q[0] == 0x33 && q[2 * big] == 0x33 && q[2 * big + 2 * MiB - 1] == 0x33);
+        os_unreserve(q, 4 * big);
     }
     return unit_done("refpage");
 }
