@@ -180,12 +180,14 @@ enum refpage_result refpage_map(uintptr_t addr, size_t len, size_t span, unsigne
      * map and about 0.07 us each at every reuse (mprotect and the pagemap
      * scan walk each one). The MAP_REFPAGE series' loop over one 4,000 KiB
      * block ran 2.45 us per cycle over 1000 cycles with a 4 MiB file, 1.9
-     * with a 1 MiB one (1.34 and 1.6 us per cycle over 20000). A block
-     * growing past the smallest file asks for the whole chunk: a doubling
-     * run (realloc) would otherwise fill a file per size on the way, 1, 2
-     * and 4 MiB (7 MiB, ~2 ms) where 1 and 4 do. */
+     * with a 1 MiB one (1.34 and 1.6 us per cycle over 20000). Once the
+     * live total asks for more than the least chunk, the chunk it asks for:
+     * the quarter rule would keep 64 GiB of 64 MiB blocks on 16 MiB files
+     * (4643 mappings). A block growing past the smallest file asks for the
+     * whole chunk too: a doubling run (realloc) would otherwise fill a file
+     * per size on the way, 1, 2 and 4 MiB (7 MiB, ~2 ms) where 1 and 4 do. */
     bool growing = span > len && span > MIN_CHUNK;
-    size_t need = growing ? chunk : pow2_at_least(len) / 4;
+    size_t need = growing || chunk > BASE_CHUNK ? chunk : pow2_at_least(len) / 4;
     if (need < MIN_CHUNK)
         need = MIN_CHUNK;
     struct pattern_file *f = file_for(pattern, tag, need < chunk ? need : chunk);

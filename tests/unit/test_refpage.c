@@ -84,5 +84,19 @@ int main(void)
         CHECK(q[0] == 0x33 && q[2 * big] == 0x33 && q[2 * big + 2 * MiB - 1] == 0x33);
         os_unreserve(q, 4 * big);
     }
+    /* Once the live total asks for a bigger chunk, a block maps the whole
+     * chunk, not a quarter of itself: 64 GiB of 64 MiB blocks would
+     * otherwise map 16 MiB files, 4096 mappings and more. */
+    size_t wide = refpage_chunk_for(64 * GiB, 64 * MiB);
+    CHECK(wide == max);
+    unsigned char *r = os_reserve(64 * MiB);
+    CHECK(r != NULL);
+    if (r) {
+        size_t before = refpage_pattern_bytes();
+        CHECK(refpage_map((uintptr_t)r, 64 * MiB, 64 * MiB, 0x44, 0, wide) == REFPAGE_OK);
+        CHECK(refpage_pattern_bytes() == before + wide);
+        CHECK(r[0] == 0x44 && r[64 * MiB - 1] == 0x44);
+        os_unreserve(r, 64 * MiB);
+    }
     return unit_done("refpage");
 }
