@@ -38,3 +38,16 @@ def test_freed_blocks_in_the_cache_give_their_written_pages_back(build, run_prog
     assert rounds[0][0] <= slack, "first lives keep nothing\n" + cp.stdout
     for held, _ in rounds[1:]:
         assert last - slack <= held <= last + budget + slack, cp.stdout
+
+
+def test_first_life_blocks_freed_into_a_full_cache_are_released(build, run_prog):
+    """With the cache full, a block freed in its first life is released (as glibc
+    unmaps it) rather than giving its pages back and evicting an older one:
+    both cost a system call, and large-1pct-1m took 25% longer doing both."""
+    cp = assert_ok(run_prog(build("cacheresident.c"), ["full"], options="cache=8m"))
+    m = re.search(r"given_back=(\d+) cache_bytes=(\d+)", cp.stdout)
+    assert m, cp.stdout
+    given_back, cached = map(int, m.groups())
+    # 40 blocks of 1 MiB into 8 MiB: the first 8 are kept and give their pages
+    # back (before: all 40, each also evicting the oldest), the rest are released.
+    assert 1 <= given_back <= 8 and 0 < cached <= 8 << 20, cp.stdout

@@ -39,6 +39,11 @@ bool cache_full(void)
     return cache.count == CACHE_SLOTS;
 }
 
+bool cache_has_room(size_t bytes)
+{
+    return cache.count < CACHE_SLOTS && cache.bytes + bytes <= config()->cache_limit;
+}
+
 bool cache_accepts(const struct block *b)
 {
     return b->kind == REFMALLOC_BLOCK_REFPAGE && !b->mixed &&

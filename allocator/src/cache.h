@@ -16,6 +16,8 @@
 size_t cache_count(void);
 size_t cache_bytes(void);
 bool cache_full(void);
+/* Could a block of `bytes` be kept without evicting one? */
+bool cache_has_room(size_t bytes);
 /* Can b be kept after free? (reference pages only, within the cache limit) */
 bool cache_accepts(const struct block *b);
 /* Keep b (live until now): it becomes BLOCK_CACHED, and blocks beyond

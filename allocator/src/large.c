@@ -385,9 +385,13 @@ static bool quarantine(struct block *b)
 /* Keep a freed block in the cache, evicting the oldest beyond the limits. */
 static void keep(struct block *b)
 {
-    /* free_guard: a block that cannot be protected is released, which
-     * faults too. */
-    if (config()->free_guard && !cache_guard(b)) {
+    /* A block freed in its first life would give its written pages back
+     * (cache_insert): with the cache full, it is released at once instead,
+     * as glibc unmaps it, rather than evicting an older block too (1000
+     * frees of sparse 1 MiB blocks took 25% longer with both). free_guard:
+     * a block that cannot be protected is released, which faults too. */
+    if ((b->dirty && !b->reused && !cache_has_room(b->mapped)) ||
+        (config()->free_guard && !cache_guard(b))) {
         b->state = BLOCK_CACHED;   /* no longer counted live: release must not uncount it */
         large_release(b);
         return;
