@@ -66,7 +66,8 @@ extern "C" {
     X(reads_before_write, EVENT, "of those, first touches that were reads (read before write)") \
     X(reads_dropped, EVENT, "read-before-write findings not kept: the table was full") \
     X(cache_given_back, EVENT, "cached blocks whose written pages went back to the kernel " \
-                               "while waiting (MADV_DONTNEED), beyond cache_resident")
+                               "while waiting (MADV_DONTNEED): first lives, and reused " \
+                               "blocks beyond cache_resident")
 
 struct refmalloc_stats {
     uint64_t version;              /* REFMALLOC_STATS_VERSION */

@@ -20,9 +20,9 @@ bool cache_full(void);
 bool cache_has_room(size_t bytes);
 /* Can b be kept after free? (reference pages only, within the cache limit) */
 bool cache_accepts(const struct block *b);
-/* Keep b (live until now): it becomes BLOCK_CACHED, and blocks beyond
- * cache_resident give their written pages back. The cache must not be
- * full. */
+/* Keep b (live until now): it becomes BLOCK_CACHED; blocks in their first
+ * life, and reused ones beyond cache_resident, give their written pages
+ * back. The cache must not be full. */
 void cache_insert(struct block *b);
 /* Take the oldest block out of the cache (it must not be empty). */
 struct block *cache_pop_oldest(void);
