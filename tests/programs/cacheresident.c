@@ -1,6 +1,7 @@
 /* cacheresident: three rounds over BLOCKS large blocks of distinct sizes:
  * allocate each (checking that it holds the pattern in every byte), write it
- * whole, free them all, oldest first. Each round prints how much anonymous
+ * whole, free them all, oldest first. It prints the size of the block
+ * freed last ("last_kb"), then for each round how much anonymous
  * memory the freed blocks still hold ("held_kb": smaps_rollup's Anonymous
  * beyond what it was before round 0) and how many of its mallocs the cache
  * served ("hits"). Round 0's blocks are fresh, later rounds reuse them: the
@@ -43,10 +44,7 @@ int main(int argc, char **argv)
     if (argc == 2 && !strcmp(argv[1], "full"))
         return full();
     unsigned char pattern = (unsigned char)env_ul("TEST_PATTERN", 0xaa);
-    size_t all = 0;
-    for (size_t i = 0; i < BLOCKS; i++)
-        all += size_of(i);
-    printf("last_kb=%zu all_kb=%zu\n", size_of(BLOCKS - 1) >> 10, all >> 10);
+    printf("last_kb=%zu\n", size_of(BLOCKS - 1) >> 10);
     long start = smaps_rollup_kb("Anonymous");
     for (int round = 0; round < ROUNDS; round++) {
         unsigned char *p[BLOCKS];
